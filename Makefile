@@ -1,0 +1,33 @@
+# `make test` and `make bench` do all the set-up on a fresh machine with Python 3.11.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BACKENDS := tensorflow jax torch
+PYTEST_ARGS ?=
+
+.PHONY: install test lint bench clean
+
+$(BIN)/klayers: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[all,dev]"
+	touch $@
+
+install: $(BIN)/klayers
+
+lint: install
+	$(BIN)/ruff check keraslayers cli tests
+
+# One pytest process per backend: Keras fixes its backend when it is first imported.
+test: install lint
+	@status=0; for backend in $(BACKENDS); do \
+		echo "=== tests on $$backend"; \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q $(PYTEST_ARGS) || status=1; \
+	done; exit $$status
+
+bench: install
+	$(BIN)/klayers info
+	$(BIN)/klayers list
+
+clean:
+	rm -rf $(VENV) build *.egg-info

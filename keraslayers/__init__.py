@@ -1,0 +1,25 @@
+"""klayers: Keras 3 layers written against keras.ops, for TensorFlow, JAX and PyTorch."""
+
+from keraslayers.layers.core import Activation, Dense, ReLU
+from keraslayers.layers.embedding import Embedding
+from keraslayers.layers.normalization import (
+    BatchNormalization,
+    LayerNormalization,
+    RMSNormalization,
+)
+from keraslayers.layers.regularization import Dropout
+from keraslayers.layers.residual import Residual
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activation",
+    "BatchNormalization",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "LayerNormalization",
+    "RMSNormalization",
+    "ReLU",
+    "Residual",
+]

@@ -1,0 +1,66 @@
+"""The catalogue: one record per layer.
+
+It feeds `klayers list`, the tests (every layer is checked, and saved in one model that every
+backend must load) and the benchmarks. It holds plain data only, so reading it is cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """A layer of the package and a small example of it.
+
+    `example_config` is the layer's config as `from_config` takes it (nested layers in
+    Keras's serialised form); `example_input_shape` includes the batch axis.
+    """
+
+    name: str
+    family: str
+    keras_name: str | None
+    summary: str
+    example_config: dict = field(default_factory=dict)
+    example_input_shape: tuple = (2, 8)
+    example_input_dtype: str = "float32"
+
+
+def _nested(class_name: str, config: dict) -> dict:
+    """A klayers layer serialised as Keras writes it inside another layer's config."""
+    registered = f"keraslayers>{class_name}"
+    return {"module": None, "class_name": class_name, "registered_name": registered,
+            "config": config}
+
+
+LAYERS: tuple[LayerRecord, ...] = (
+    LayerRecord("Dense", "core", "Dense", "Fully connected: activation(x @ kernel + bias).",
+                {"units": 16, "activation": "relu"}, (4, 8)),
+    LayerRecord("Activation", "core", "Activation",
+                "Elementwise activation by name (relu, gelu, silu, softmax, ...) or callable.",
+                {"activation": "gelu"}, (4, 8)),
+    LayerRecord("ReLU", "core", "ReLU", "Rectified linear unit with cap, threshold and leak.",
+                {"max_value": 6.0, "negative_slope": 0.1}, (4, 8)),
+    LayerRecord("Dropout", "regularization", "Dropout",
+                "Zeroes a random fraction of inputs in training; identity at inference.",
+                {"rate": 0.25, "seed": 1}, (4, 8)),
+    LayerRecord("Embedding", "embedding", "Embedding",
+                "Integer indices to learned vectors; mask_zero for padding.",
+                {"input_dim": 32, "output_dim": 8, "mask_zero": True}, (4, 6), "int32"),
+    LayerRecord("LayerNormalization", "normalization", "LayerNormalization",
+                "Per-sample normalization over the feature axes, learned scale and offset.",
+                {"epsilon": 1e-5}, (4, 6, 8)),
+    LayerRecord("BatchNormalization", "normalization", "BatchNormalization",
+                "Per-feature normalization over the batch, with moving statistics.",
+                {"momentum": 0.9}, (4, 6, 8)),
+    LayerRecord("RMSNormalization", "normalization", "RMSNormalization",
+                "Divides by the root mean square over the feature axes, learned scale.",
+                {}, (4, 6, 8)),
+    LayerRecord("Residual", "residual", None,
+                "x + f(x) around any layer, with a learned projection when f resizes x.",
+                {"layer": _nested("Dense", {"units": 12, "activation": "relu"})}, (4, 8)),
+)
+
+
+def by_name() -> dict[str, LayerRecord]:
+    return {record.name: record for record in LAYERS}

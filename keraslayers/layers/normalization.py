@@ -1,0 +1,400 @@
+"""Normalization layers: LayerNormalization, BatchNormalization, RMSNormalization.
+
+Statistics are computed in float32 whatever the dtype policy (16-bit sums lose them), the
+weights stay float32 (`autocast=False`), and the output is cast to the compute dtype.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import constraints, initializers, ops, regularizers
+
+from keraslayers.layers import validation
+
+
+def _float32_or_wider(x):
+    if ops.dtype(x) in ("float16", "bfloat16"):
+        return ops.cast(x, "float32")
+    return x
+
+
+def _axes_arg(layer, axis):
+    """Validates the type of an `axis` argument; bounds are checked at build."""
+    items = axis if isinstance(axis, (list, tuple)) else [axis]
+    if not items or not all(isinstance(a, int) and not isinstance(a, bool) for a in items):
+        raise ValueError(
+            f"{validation.describe(layer)}: `axis` must be an int or a list of ints, "
+            f"received axis={axis!r}."
+        )
+    return list(axis) if isinstance(axis, (list, tuple)) else axis
+
+
+def _broadcastable(weight, axes, rank):
+    """Reshapes a weight over `axes` so it broadcasts against a rank-`rank` input."""
+    if axes == [rank - 1]:
+        return weight
+    shape = [1] * rank
+    for a, size in zip(axes, weight.shape, strict=True):
+        shape[a] = size
+    return ops.reshape(weight, shape)
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class LayerNormalization(keras.layers.Layer):
+    """Normalizes each sample over `axis`: `gamma * (x - mean) / sqrt(var + epsilon) + beta`.
+
+    Mean and variance are taken per sample over the axes in `axis` (the features), so the
+    result does not depend on the batch. Drop-in for `keras.layers.LayerNormalization`:
+    weights `gamma` then `beta`, each shaped like the normalized axes.
+
+    Args:
+        axis: int or list of ints, the axes to normalize over (default the last).
+        epsilon: small float added to the variance.
+        center: whether to add the learned offset `beta`.
+        scale: whether to multiply by the learned `gamma`.
+        rms_scaling: divide by the standard deviation only, without centering (Keras's
+            deprecated spelling of RMS scaling; prefer `RMSNormalization`).
+        beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
+        beta_constraint, gamma_constraint: for the weights.
+
+    Input shape:
+        Any; the normalized axes must have known sizes.
+
+    Output shape:
+        Same as the input.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> y = kl.LayerNormalization()(np.array([[1.0, 2.0, 3.0]], "float32"))
+        >>> np.round(np.asarray(y), 3).tolist()
+        [[-1.224, 0.0, 1.224]]
+    """
+
+    def __init__(
+        self,
+        axis=-1,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        rms_scaling=False,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.axis = _axes_arg(self, axis)
+        self.epsilon = float(validation.non_negative(self, "epsilon", epsilon))
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.rms_scaling = bool(rms_scaling)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.supports_masking = True
+        self.autocast = False
+
+    def build(self, input_shape):
+        self._axes = validation.axes(self, self.axis, input_shape)
+        shape = validation.known_sizes(self, input_shape, self._axes)
+        self.gamma = None
+        if self.scale or self.rms_scaling:
+            self.gamma = self.add_weight(
+                name="gamma",
+                shape=shape,
+                initializer=self.gamma_initializer,
+                regularizer=self.gamma_regularizer,
+                constraint=self.gamma_constraint,
+                autocast=False,
+            )
+        self.beta = None
+        if self.center and not self.rms_scaling:
+            self.beta = self.add_weight(
+                name="beta",
+                shape=shape,
+                initializer=self.beta_initializer,
+                regularizer=self.beta_regularizer,
+                constraint=self.beta_constraint,
+                autocast=False,
+            )
+        sizes = {a: input_shape[a] for a in self._axes}
+        validation.expect_input_spec(self, rank=len(input_shape), axes_sizes=sizes)
+
+    def call(self, inputs):
+        x = _float32_or_wider(inputs)
+        if self.rms_scaling:
+            # Keras's rms_scaling divides by the standard deviation without centering.
+            variance = ops.var(x, axis=self._axes, keepdims=True)
+            outputs = x * ops.rsqrt(variance + self.epsilon)
+            outputs = outputs * _broadcastable(self.gamma, self._axes, len(x.shape))
+        else:
+            # A fused kernel where the backend has one (torch's layer_norm).
+            outputs = ops.layer_normalization(
+                x, self.gamma, self.beta, axis=self._axes, epsilon=self.epsilon
+            )
+        return ops.cast(outputs, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "rms_scaling": self.rms_scaling,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "beta_constraint": constraints.serialize(self.beta_constraint),
+            "gamma_constraint": constraints.serialize(self.gamma_constraint),
+        }
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class BatchNormalization(keras.layers.Layer):
+    """Normalizes each feature over the batch: `gamma * (x - mean) / sqrt(var + eps) + beta`.
+
+    In training (`training=True` and the layer trainable) mean and variance come from the
+    batch, over every axis but `axis`, and the moving statistics follow them:
+    `moving = moving * momentum + batch * (1 - momentum)`. At inference the moving
+    statistics are used. A mask (one axis fewer than the input) excludes padded positions
+    from the batch statistics. Drop-in for `keras.layers.BatchNormalization`: weights
+    `gamma`, `beta` (trainable), `moving_mean`, `moving_variance` (not trainable).
+
+    Args:
+        axis: the feature axis (-1 for channels-last, 1 for channels-first).
+        momentum: weight of the old moving statistics in each update.
+        epsilon: small float added to the variance.
+        center, scale: whether to learn `beta` and `gamma`.
+        beta_initializer, gamma_initializer, moving_mean_initializer,
+        moving_variance_initializer, beta_regularizer, gamma_regularizer, beta_constraint,
+        gamma_constraint: for the weights.
+        synchronized: average the statistics across replicas (TensorFlow distribution only).
+
+    Input shape:
+        Any; the size of `axis` must be known.
+
+    Output shape:
+        Same as the input.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> bn = kl.BatchNormalization()
+        >>> y = bn(np.array([[0.0], [2.0]], "float32"), training=True)
+        >>> np.round(np.asarray(bn.moving_mean), 3).tolist()
+        [0.01]
+    """
+
+    def __init__(
+        self,
+        axis=-1,
+        momentum=0.99,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        moving_mean_initializer="zeros",
+        moving_variance_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        synchronized=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(axis, int) or isinstance(axis, bool):
+            raise ValueError(
+                f"{validation.describe(self)}: `axis` must be an int, received axis={axis!r}."
+            )
+        if synchronized and keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                f"{validation.describe(self)}: synchronized=True is only supported on the "
+                f"TensorFlow backend, not on {keras.backend.backend()!r}."
+            )
+        self.axis = axis
+        self.momentum = float(validation.non_negative(self, "momentum", momentum))
+        self.epsilon = float(validation.non_negative(self, "epsilon", epsilon))
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.synchronized = bool(synchronized)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        (self._axis,) = validation.axes(self, self.axis, input_shape)
+        shape = validation.known_sizes(self, input_shape, [self._axis])
+        self.gamma = self.beta = None
+        if self.scale:
+            self.gamma = self.add_weight(
+                name="gamma",
+                shape=shape,
+                initializer=self.gamma_initializer,
+                regularizer=self.gamma_regularizer,
+                constraint=self.gamma_constraint,
+                autocast=False,
+            )
+        if self.center:
+            self.beta = self.add_weight(
+                name="beta",
+                shape=shape,
+                initializer=self.beta_initializer,
+                regularizer=self.beta_regularizer,
+                constraint=self.beta_constraint,
+                autocast=False,
+            )
+        self.moving_mean = self.add_weight(
+            name="moving_mean",
+            shape=shape,
+            initializer=self.moving_mean_initializer,
+            trainable=False,
+            autocast=False,
+        )
+        self.moving_variance = self.add_weight(
+            name="moving_variance",
+            shape=shape,
+            initializer=self.moving_variance_initializer,
+            trainable=False,
+            autocast=False,
+        )
+        self._reduction_axes = [a for a in range(len(input_shape)) if a != self._axis]
+        validation.expect_input_spec(
+            self, rank=len(input_shape), axes_sizes={self._axis: input_shape[self._axis]}
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        x = _float32_or_wider(inputs)
+        if training and self.trainable:
+            mean, variance = self._batch_moments(x, mask)
+            m = self.momentum
+            self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+            self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        outputs = ops.batch_normalization(
+            x,
+            mean=mean,
+            variance=variance,
+            axis=self._axis,
+            offset=self.beta,
+            scale=self.gamma,
+            epsilon=self.epsilon,
+        )
+        return ops.cast(outputs, self.compute_dtype)
+
+    def _batch_moments(self, x, mask):
+        """Mean and variance per feature, over every axis but the feature axis."""
+        if mask is None:
+            return ops.moments(x, axes=self._reduction_axes, synchronized=self.synchronized)
+        if len(mask.shape) != len(x.shape) - 1:
+            raise ValueError(
+                f"{validation.describe(self)}: the mask must have one axis fewer than the "
+                f"input, received mask shape {tuple(mask.shape)} for input shape "
+                f"{tuple(x.shape)}."
+            )
+        # (batch, ..., 1): 1 where a position counts, broadcast over the features.
+        weights = ops.cast(ops.expand_dims(mask, -1), x.dtype)
+        count = ops.sum(ops.broadcast_to(weights, ops.shape(x)), self._reduction_axes)
+        count = ops.maximum(count, keras.config.epsilon())
+        mean = ops.sum(x * weights, self._reduction_axes) / count
+        centered = (x - _broadcastable(mean, [self._axis], len(x.shape))) * weights
+        variance = ops.sum(ops.square(centered), self._reduction_axes) / count
+        return mean, variance
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "axis": self.axis,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+            "moving_variance_initializer": initializers.serialize(
+                self.moving_variance_initializer
+            ),
+            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "beta_constraint": constraints.serialize(self.beta_constraint),
+            "gamma_constraint": constraints.serialize(self.gamma_constraint),
+            "synchronized": self.synchronized,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class RMSNormalization(keras.layers.Layer):
+    """Root-mean-square normalization: `scale * x / sqrt(mean(x ** 2) + epsilon)`.
+
+    The mean is taken per sample over `axis`; there is no centering and no offset. Drop-in
+    for `keras.layers.RMSNormalization`: one weight, `scale`, shaped like the normalized axes.
+
+    Args:
+        axis: int or list of ints, the axes to normalize over (default the last).
+        epsilon: small float added to the mean square.
+
+    Input shape:
+        Any; the normalized axes must have known sizes.
+
+    Output shape:
+        Same as the input.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> y = kl.RMSNormalization()(np.array([[3.0, 4.0]], "float32"))
+        >>> np.round(np.asarray(y), 3).tolist()
+        [[0.849, 1.131]]
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = _axes_arg(self, axis)
+        self.epsilon = float(validation.non_negative(self, "epsilon", epsilon))
+        self.supports_masking = True
+        self.autocast = False
+
+    def build(self, input_shape):
+        self._axes = validation.axes(self, self.axis, input_shape)
+        shape = validation.known_sizes(self, input_shape, self._axes)
+        self.scale = self.add_weight(name="scale", shape=shape, initializer="ones", autocast=False)
+        sizes = {a: input_shape[a] for a in self._axes}
+        validation.expect_input_spec(self, rank=len(input_shape), axes_sizes=sizes)
+
+    def call(self, inputs):
+        x = _float32_or_wider(inputs)
+        if self._axes == [len(x.shape) - 1]:
+            # A fused kernel where the backend has one (torch's rms_norm).
+            outputs = ops.rms_normalization(x, scale=self.scale, axis=-1, epsilon=self.epsilon)
+        else:
+            mean_square = ops.mean(ops.square(x), axis=self._axes, keepdims=True)
+            outputs = x * ops.rsqrt(mean_square + self.epsilon)
+            outputs = outputs * _broadcastable(self.scale, self._axes, len(x.shape))
+        return ops.cast(outputs, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
