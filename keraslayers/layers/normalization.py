@@ -128,16 +128,23 @@ class LayerNormalization(keras.layers.Layer):
 
     def call(self, inputs):
         x = _float32_or_wider(inputs)
-        if self.rms_scaling:
-            # Keras's rms_scaling divides by the standard deviation without centering.
-            variance = ops.var(x, axis=self._axes, keepdims=True)
-            outputs = x * ops.rsqrt(variance + self.epsilon)
-            outputs = outputs * _broadcastable(self.gamma, self._axes, len(x.shape))
-        else:
-            # A fused kernel where the backend has one (torch's layer_norm).
+        rank = len(x.shape)
+        trailing = self._axes == list(range(rank - len(self._axes), rank))
+        if trailing and not self.rms_scaling:
+            # A fused kernel where the backend has one (torch's layer_norm); it is only
+            # right for trailing axes.
             outputs = ops.layer_normalization(
                 x, self.gamma, self.beta, axis=self._axes, epsilon=self.epsilon
             )
+            return ops.cast(outputs, self.compute_dtype)
+        mean, variance = ops.moments(x, axes=self._axes, keepdims=True)
+        # Keras's rms_scaling divides by the standard deviation without centering.
+        centered = x if self.rms_scaling else x - mean
+        outputs = centered * ops.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            outputs = outputs * _broadcastable(self.gamma, self._axes, rank)
+        if self.beta is not None:
+            outputs = outputs + _broadcastable(self.beta, self._axes, rank)
         return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
