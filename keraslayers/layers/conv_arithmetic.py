@@ -1,0 +1,102 @@
+"""Convolution arithmetic shared by convolution, transposed convolution and pooling.
+
+Output sizes follow Keras's rules exactly (which are TensorFlow's): "valid" keeps only
+windows that fit, "same" (and "causal", which pads on the left only) gives `ceil(n / stride)`.
+Every function takes `None` for an unknown size and answers `None`.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import keras
+
+from keraslayers.layers.validation import describe
+
+
+def normalize_tuple(layer: keras.layers.Layer, value, rank: int, argument: str) -> tuple:
+    """An int or a sequence of `rank` positive ints, as a tuple of `rank` ints."""
+    items = (value,) * rank if isinstance(value, numbers.Integral) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        items = ()
+    if len(items) != rank or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in items
+    ):
+        raise ValueError(
+            f"{describe(layer)}: `{argument}` must be a positive integer or a tuple of "
+            f"{rank} positive integers, received {argument}={value!r}."
+        )
+    return tuple(int(v) for v in items)
+
+
+def normalize_padding(layer: keras.layers.Layer, padding, allowed=("valid", "same")) -> str:
+    name = padding.lower() if isinstance(padding, str) else padding
+    if name not in allowed:
+        raise ValueError(
+            f"{describe(layer)}: `padding` must be one of {', '.join(map(repr, allowed))}, "
+            f"received padding={padding!r}."
+        )
+    return name
+
+
+def normalize_data_format(layer: keras.layers.Layer, data_format) -> str:
+    """None means Keras's configured `image_data_format` (channels_last by default)."""
+    if data_format is None:
+        return keras.config.image_data_format()
+    name = data_format.lower() if isinstance(data_format, str) else data_format
+    if name not in ("channels_last", "channels_first"):
+        raise ValueError(
+            f"{describe(layer)}: `data_format` must be 'channels_last' or 'channels_first', "
+            f"received data_format={data_format!r}."
+        )
+    return name
+
+
+def effective_window(window: int, dilation: int = 1) -> int:
+    """The span of a dilated window: `(window - 1) * dilation + 1`."""
+    return (window - 1) * dilation + 1
+
+
+def conv_output_length(length, window, padding, stride, dilation=1):
+    """Output size of a convolution or pooling along one axis."""
+    if length is None:
+        return None
+    if padding == "valid":
+        return (length - effective_window(window, dilation)) // stride + 1
+    return (length + stride - 1) // stride
+
+
+def deconv_output_length(length, window, padding, stride, output_padding=None, dilation=1):
+    """Output size of a transposed convolution along one axis (Keras's rule)."""
+    if length is None:
+        return None
+    span = effective_window(window, dilation)
+    if padding == "valid":
+        # Without output_padding, a stride longer than the window leaves its gap at the end.
+        extra = max(stride - span, 0) if output_padding is None else output_padding
+        return (length - 1) * stride + span + extra
+    if output_padding is None:
+        return length * stride
+    return (length - 1) * stride + span % 2 + output_padding
+
+
+def same_padding(length: int, window: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """(before, after) zero padding that "same" adds along one axis; the extra one goes after."""
+    output = (length + stride - 1) // stride
+    total = max((output - 1) * stride + effective_window(window, dilation) - length, 0)
+    return total // 2, total - total // 2
+
+
+def check_window_fits(layer, spatial_shape, windows, padding, what="kernel") -> None:
+    """A "valid" window must fit in the input: otherwise there is no output at all."""
+    if padding != "valid":
+        return
+    for axis, (length, window) in enumerate(zip(spatial_shape, windows, strict=True)):
+        if length is not None and window > length:
+            raise ValueError(
+                f"{describe(layer)}: the {what} spans {window} along spatial axis {axis} but "
+                f"the input has only {length} there (spatial shape {tuple(spatial_shape)}) "
+                'with padding="valid"; use a smaller window or padding="same".'
+            )
