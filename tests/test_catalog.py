@@ -11,8 +11,8 @@ from keraslayers import catalog
 from tests.contract import check_layer_contract, random_inputs
 
 PACKAGE = pathlib.Path(kl.__file__).parent
-FAMILIES = {"core", "convolution", "pooling", "recurrent", "normalization", "regularization",
-            "embedding", "attention", "transformer", "residual"}
+FAMILIES = {"core", "convolution", "deconvolution", "pooling", "recurrent", "normalization",
+            "regularization", "embedding", "attention", "transformer", "residual"}
 
 
 def test_every_public_layer_is_catalogued_once():
