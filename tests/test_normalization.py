@@ -77,6 +77,29 @@ def test_batch_normalization_matches_keras(kwargs, training):
     check_keras_parity(ours, theirs, x, training=training)
 
 
+@pytest.mark.parametrize(
+    "clipping", [None, {"rmin": 0.9, "rmax": 1.1, "dmax": 0.05}]
+)
+def test_batch_renormalization_matches_keras(clipping):
+    x = random_inputs((8, 5)) * 3 + 2
+    kwargs = {"renorm": True, "renorm_clipping": clipping, "renorm_momentum": 0.5}
+    check_layer_contract(lambda: kl.BatchNormalization(**kwargs), (8, 5), input_data=x,
+                         trainable_weights=2, non_trainable_weights=5)
+    ours, theirs = kl.BatchNormalization(**kwargs), keras.layers.BatchNormalization(**kwargs)
+    check_keras_parity(ours, theirs, x, training=True)
+    for _ in range(2):  # the renorm statistics move the same way too
+        ours(x, training=True)
+        theirs(x, training=True)
+    for a, b in zip(ours.weights, theirs.weights, strict=True):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("clipping", [{"rmin": 2.0, "rmax": 1.0}, {"dmax": -1}, {"rmean": 1}])
+def test_batch_renormalization_rejects_bad_clipping(clipping):
+    with pytest.raises(ValueError, match="BatchNormalization layer .*renorm_clipping"):
+        kl.BatchNormalization(renorm=True, renorm_clipping=clipping)
+
+
 def test_batch_normalization_updates_moving_statistics_in_training_only():
     x = random_inputs((64, 3)) * 2 + 5
     layer = kl.BatchNormalization(momentum=0.5)

@@ -187,6 +187,13 @@ class BatchNormalization(keras.layers.Layer):
         moving_variance_initializer, beta_regularizer, gamma_regularizer, beta_constraint,
         gamma_constraint: for the weights.
         synchronized: average the statistics across replicas (TensorFlow distribution only).
+        renorm: batch renormalization (Ioffe, 2017): in training, the batch-normalized values
+            are corrected towards the moving statistics by `r = std / renorm_std` and
+            `d = (mean - renorm_mean) / renorm_std` (no gradient through either), which adds
+            the non-trainable weights `moving_stddev`, `renorm_mean` and `renorm_stddev`.
+        renorm_clipping: optional dict with `rmin`, `rmax` (bounds of r) and `dmax` (bound of
+            |d|).
+        renorm_momentum: momentum of the renorm statistics.
 
     Input shape:
         Any; the size of `axis` must be known.
@@ -218,6 +225,9 @@ class BatchNormalization(keras.layers.Layer):
         beta_constraint=None,
         gamma_constraint=None,
         synchronized=False,
+        renorm=False,
+        renorm_clipping=None,
+        renorm_momentum=0.99,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -244,7 +254,27 @@ class BatchNormalization(keras.layers.Layer):
         self.beta_constraint = constraints.get(beta_constraint)
         self.gamma_constraint = constraints.get(gamma_constraint)
         self.synchronized = bool(synchronized)
+        self.renorm = bool(renorm)
+        self.renorm_clipping = self._checked_renorm_clipping(renorm_clipping)
+        self.renorm_momentum = float(
+            validation.non_negative(self, "renorm_momentum", renorm_momentum)
+        )
         self.supports_masking = True
+
+    def _checked_renorm_clipping(self, clipping):
+        if clipping is None:
+            return None
+        clipping = dict(clipping)
+        unknown = set(clipping) - {"rmin", "rmax", "dmax"}
+        rmin, rmax, dmax = (clipping.get(key) for key in ("rmin", "rmax", "dmax"))
+        if unknown or (rmin is not None and rmax is not None and rmax < rmin) or (
+            dmax is not None and dmax < 0
+        ):
+            raise ValueError(
+                f"{validation.describe(self)}: `renorm_clipping` takes the keys rmin <= rmax "
+                f"and dmax >= 0, received renorm_clipping={clipping!r}."
+            )
+        return clipping
 
     def build(self, input_shape):
         (self._axis,) = validation.axes(self, self.axis, input_shape)
@@ -282,6 +312,20 @@ class BatchNormalization(keras.layers.Layer):
             trainable=False,
             autocast=False,
         )
+        if self.renorm:
+            def stddev_initializer(shape, dtype=None):
+                return ops.sqrt(self.moving_variance_initializer(shape, dtype=dtype))
+
+            for name, initializer in (
+                ("moving_stddev", stddev_initializer),
+                ("renorm_mean", self.moving_mean_initializer),
+                ("renorm_stddev", stddev_initializer),
+            ):
+                variable = self.add_weight(
+                    name=name, shape=shape, initializer=initializer, trainable=False,
+                    autocast=False,
+                )
+                setattr(self, name, variable)
         self._reduction_axes = [a for a in range(len(input_shape)) if a != self._axis]
         validation.expect_input_spec(
             self, rank=len(input_shape), axes_sizes={self._axis: input_shape[self._axis]}
@@ -289,11 +333,16 @@ class BatchNormalization(keras.layers.Layer):
 
     def call(self, inputs, training=None, mask=None):
         x = _float32_or_wider(inputs)
+        gamma, beta = self.gamma, self.beta
         if training and self.trainable:
             mean, variance = self._batch_moments(x, mask)
-            m = self.momentum
-            self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
-            self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
+            if self.renorm:
+                gamma, beta = self._renormalized_transform(mean, variance)
+                self._update_renorm_statistics(mean, variance)
+            else:
+                m = self.momentum
+                self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+                self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
         else:
             mean, variance = self.moving_mean, self.moving_variance
         outputs = ops.batch_normalization(
@@ -301,11 +350,38 @@ class BatchNormalization(keras.layers.Layer):
             mean=mean,
             variance=variance,
             axis=self._axis,
-            offset=self.beta,
-            scale=self.gamma,
+            offset=beta,
+            scale=gamma,
             epsilon=self.epsilon,
         )
         return ops.cast(outputs, self.compute_dtype)
+
+    def _renormalized_transform(self, mean, variance):
+        """Scale and offset that apply `(x_hat * r + d) * gamma + beta` in one step."""
+        renorm_stddev = ops.maximum(self.renorm_stddev, self.epsilon**0.5)
+        r = ops.sqrt(variance + self.epsilon) / renorm_stddev
+        d = (mean - self.renorm_mean) / renorm_stddev
+        clipping = self.renorm_clipping or {}
+        if clipping.get("rmin") is not None:
+            r = ops.maximum(r, clipping["rmin"])
+        if clipping.get("rmax") is not None:
+            r = ops.minimum(r, clipping["rmax"])
+        if clipping.get("dmax") is not None:
+            d = ops.clip(d, -clipping["dmax"], clipping["dmax"])
+        r, d = ops.stop_gradient(r), ops.stop_gradient(d)
+        gamma = r if self.gamma is None else r * self.gamma
+        beta = d if self.gamma is None else d * self.gamma
+        return gamma, beta if self.beta is None else beta + self.beta
+
+    def _update_renorm_statistics(self, mean, variance):
+        stddev = ops.sqrt(variance + self.epsilon)
+        rm, m = self.renorm_momentum, self.momentum
+        self.renorm_mean.assign(self.renorm_mean * rm + mean * (1.0 - rm))
+        self.renorm_stddev.assign(self.renorm_stddev * rm + stddev * (1.0 - rm))
+        self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+        moving_stddev = self.moving_stddev * m + stddev * (1.0 - m)
+        self.moving_stddev.assign(moving_stddev)
+        self.moving_variance.assign(ops.relu(ops.square(moving_stddev) - self.epsilon))
 
     def _batch_moments(self, x, mask):
         """Mean and variance per feature, over every axis but the feature axis."""
@@ -348,6 +424,9 @@ class BatchNormalization(keras.layers.Layer):
             "beta_constraint": constraints.serialize(self.beta_constraint),
             "gamma_constraint": constraints.serialize(self.gamma_constraint),
             "synchronized": self.synchronized,
+            "renorm": self.renorm,
+            "renorm_clipping": self.renorm_clipping,
+            "renorm_momentum": self.renorm_momentum,
         }
 
 
