@@ -1,9 +1,11 @@
-"""The `klayers` command line: `klayers list`, `klayers info`."""
+"""The `klayers` command line: list, info, bench, report, compare."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,7 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from klayers import environment
+from klayers import environment, suites
+from klayers.compare import DEFAULT_THRESHOLD
 
 
 @click.group()
@@ -123,3 +126,208 @@ def _backends_table(reports: list[dict[str, Any]]) -> Table:
             status,
         )
     return table
+
+
+def _comma_list(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _baselines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    chosen = () if value.strip().lower() == "none" else _comma_list(value)
+    for name in chosen:
+        if name not in suites.BASELINES:
+            raise click.BadParameter(
+                f"unknown baseline {name!r}; expected a comma-separated list of "
+                f"{', '.join(suites.BASELINES)}, or none"
+            )
+    return chosen
+
+
+@cli.command()
+@click.option("--suite", default="quick", show_default=True, metavar="NAME|PATH.yaml",
+              help="A suite of configs/bench/ (quick, standard, full) or a YAML file of yours.")
+@click.option("--layer", "layers", multiple=True, metavar="GLOB",
+              help="Only the cases whose layer matches (repeatable; 'Conv*').")
+@click.option("--custom", metavar="MODULE:CLASS",
+              help="Benchmark a layer of yours instead of a suite (with --kwargs, --input-shape).")
+@click.option("--kwargs", "kwargs_json", default="{}", metavar="JSON",
+              help="The --custom layer's constructor arguments, as a JSON object.")
+@click.option("--input-shape", metavar="N,N[;N,N]",
+              help="The --custom layer's input shape without the batch axis (';' between inputs).")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), metavar="PATH.keras",
+              help="Benchmark a saved model instead of a suite.")
+@click.option("--backend", "backends", multiple=True, type=click.Choice(environment.BACKENDS),
+              help="Only these backends (repeatable; default: every installed one).")
+@click.option("--device", "devices", multiple=True, metavar="NAME|KIND",
+              help="Only these devices: a kind (cpu, gpu) or a name glob (gpu:0); repeatable.")
+@click.option("--baseline", "baselines", default="keras", show_default=True,
+              callback=_baselines, metavar="LIST",
+              help="Baselines measured in the same run: keras, native (torch.nn), or none.")
+@click.option("--batch-size", "batch_sizes", multiple=True, type=click.IntRange(min=1),
+              help="Replace the cases' batch sizes (repeatable).")
+@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(suites.DTYPE_POLICIES),
+              help="Replace the cases' dtype policies (repeatable).")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(suites.MODES),
+              help="Replace the cases' modes (repeatable).")
+@click.option("--min-time", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds of timed steps per measurement, at least (default: the suite's, or 1).")
+@click.option("--min-rounds", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Timed steps per measurement, at least.")
+@click.option("--timeout", default=300.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Seconds a measurement (or a worker's start) may take before it is failed.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="Threads (and cores) per worker, the same for every backend "
+                   "[default: the usable cores].")
+@click.option("--torch-compile", is_flag=True,
+              help="Compile on torch too (jit_compile=True, which is torch.compile).")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the results [default: benchmarks/results/<date>-<host>/].")
+def bench(**options: Any) -> None:
+    """Measure layers per backend and device: throughput, latency, GFLOP/s, memory.
+
+    Each backend runs in a worker subprocess of its own, one after another, with the same
+    thread settings. Results go to results.jsonl as they come, then results.json,
+    results.csv, report.md and report.html with charts, also after a Ctrl-C.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from klayers import benchmark
+    from klayers.orchestrator import Settings
+    from klayers.report import case_tables
+    from klayers.tables import case_table
+
+    suite_name, cases, suite_min_time = _cases(options)
+    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    threads = options["threads"] or (len(usable) if usable else os.cpu_count() or 1)
+    settings = Settings(
+        min_time=options["min_time"] or suite_min_time or 1.0,
+        min_rounds=options["min_rounds"],
+        threads=threads,
+        cores=tuple(usable[:threads]) if usable and threads <= len(usable) else None,
+        torch_compile=options["torch_compile"],
+        timeout=options["timeout"],
+    )
+    console = Console()
+    with console.status("Probing the backends..."):
+        found = environment.environment_info(options["backends"] or environment.BACKENDS)
+    plans, skipped = benchmark.plan(cases, found["backends"], options["devices"],
+                                    options["baselines"])
+    for line in skipped:
+        console.print(f"[yellow]{escape(line)}[/]")
+    if not plans:
+        raise click.UsageError("no backend left to run: " + "; ".join(skipped))
+    output = options["output"] or benchmark.default_output()
+    env_record = benchmark.environment_record(found, settings, suite_name, options["baselines"])
+    total = sum(len(p.measurements) for p in plans)
+    console.print(f"{len(cases)} case(s), {total} measurement(s) on "
+                  f"{', '.join(p.backend for p in plans)}; {settings.threads} thread(s) each")
+    progress = Progress("[progress.description]{task.description}", BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+
+    def describe(measurement: suites.Measurement | None, backend: str) -> str:
+        if measurement is None:
+            return backend
+        return escape(f"{measurement.case.label[:60]} | {backend} {measurement.device} | "
+                      f"{measurement.implementation} {measurement.mode} b{measurement.batch_size}")
+
+    with progress:
+        first = plans[0].measurements[0] if plans[0].measurements else None
+        task = progress.add_task(describe(first, plans[0].backend), total=total)
+
+        def on_record(record: dict, upcoming: suites.Measurement | None) -> None:
+            progress.update(task, advance=1, description=describe(upcoming, record["backend"]))
+
+        outcome = benchmark.run_benchmark(plans, settings, output, env_record,
+                                          on_record=on_record)
+    for table in case_tables(outcome.records):
+        console.print(case_table(table))
+    failed = sum(record["status"] not in ("ok", "skipped") for record in outcome.records)
+    console.print(f"{len(outcome.records)} record(s), {failed} failed; written to {output}/ "
+                  "(results.json, results.csv, results.jsonl, report.md, report.html)")
+    if outcome.interrupted:
+        console.print("[yellow]Interrupted: the files hold what was measured before.[/]")
+        raise SystemExit(130)
+
+
+def _cases(options: dict[str, Any]) -> tuple[str, tuple[suites.Case, ...], float | None]:
+    """The run's name, its cases (filtered and overridden by the options), the suite min_time."""
+    batch_sizes = tuple(options["batch_sizes"]) or (32,)
+    dtypes = tuple(options["dtypes"]) or ("float32",)
+    modes = tuple(options["modes"]) or suites.MODES
+    try:
+        if options["custom"]:
+            if not options["input_shape"]:
+                raise click.UsageError("--custom needs --input-shape")
+            case = suites.custom_case(options["custom"], options["kwargs_json"],
+                                      options["input_shape"], batch_sizes, dtypes, modes)
+            return options["custom"], (case,), None
+        if options["model_path"]:
+            case = suites.model_case(options["model_path"], batch_sizes, dtypes, modes)
+            return options["model_path"], (case,), None
+        suite = suites.load_suite(options["suite"])
+    except suites.SuiteError as error:
+        raise click.UsageError(str(error)) from None
+    cases = suites.select(suite.cases, options["layers"])
+    if not cases:
+        raise click.BadParameter(
+            f"no case of suite {suite.name!r} matches {', '.join(options['layers'])}",
+            param_hint="'--layer'")
+    overrides = {key: tuple(options[key]) for key in ("batch_sizes", "dtypes", "modes")
+                 if options[key]}
+    if overrides:
+        cases = tuple(dataclasses.replace(case, **overrides) for case in cases)
+    return suite.name, cases, suite.min_time
+
+
+@cli.command()
+@click.argument("results_path", metavar="RESULTS.json",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.md, report.html and charts [default: beside RESULTS.json].")
+def report(results_path: Path, output: Path | None) -> None:
+    """Render a saved run again: tables here, report.md, report.html and charts on disk."""
+    from klayers import report as reports
+    from klayers.results import load_results
+    from klayers.tables import case_table
+
+    try:
+        document = load_results(results_path)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'RESULTS.json'") from None
+    console = Console()
+    for table in reports.case_tables(document["results"]):
+        console.print(case_table(table))
+    folder = output or results_path.parent
+    reports.write_reports(folder, document["environment"], document["results"])
+    console.print(f"report.md and report.html written to {folder}/")
+
+
+@cli.command()
+@click.argument("base_path", metavar="BASE.json",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("new_path", metavar="NEW.json",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--threshold", default=DEFAULT_THRESHOLD, show_default=True,
+              type=click.FloatRange(min=0),
+              help="Fail when a median latency grew by more than this fraction.")
+def compare(base_path: Path, new_path: Path, threshold: float) -> None:
+    """Line up two runs' matching records; exit 1 when any slowed by more than --threshold."""
+    from klayers.compare import compare as compare_runs
+    from klayers.results import load_results
+    from klayers.tables import compare_table
+
+    try:
+        base = load_results(base_path)["results"]
+        new = load_results(new_path)["results"]
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    changes = compare_runs(base, new, threshold)
+    console = Console()
+    console.print(compare_table(changes, threshold))
+    regressions = [change for change in changes if change.regression]
+    matched = sum(change.base is not None and change.new is not None for change in changes)
+    console.print(f"{matched} matching record(s); {len(regressions)} regression(s) beyond "
+                  f"{threshold:.0%}")
+    if regressions:
+        raise SystemExit(1)

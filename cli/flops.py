@@ -1,0 +1,218 @@
+"""Analytic floating-point operation counts of one step of a layer, from its config and shape.
+
+Keras-free, so the parent process computes GFLOP/s from a worker's latencies. Conventions, as
+performance engineers count them: a multiply-add is 2 FLOPs; matrix products and bias adds
+are counted, cheap elementwise work (activations, softmax) is not; a training step (forward,
+backward for inputs and weights, update) is 3 times the forward pass. A layer whose work is
+not arithmetic (Embedding's lookup, Dropout, reshaping) or that this module does not know
+gets None, and its GFLOP/s column stays empty rather than showing a made-up figure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Shape = Sequence[int]
+
+TRAIN_TO_FORWARD = 3
+
+# Per-element costs of the normalizations (forward): LayerNormalization sums for the mean (1),
+# subtracts, squares and sums for the variance (3), normalises (2), scales and offsets (2);
+# RMSNormalization squares and sums (2), rescales (1), scales (1); BatchNormalization at
+# inference applies its folded statistics: subtract, multiply, scale, offset.
+_PER_ELEMENT = {"LayerNormalization": 8, "RMSNormalization": 4, "BatchNormalization": 4,
+                "ReLU": 1}
+
+
+def step_flops(
+    layer: str, config: dict[str, Any], input_shape: Shape | Sequence[Shape], batch_size: int,
+    mode: str = "predict",
+) -> int | None:
+    """FLOPs of one predict or train step of `layer` on a batch; None where not meaningful.
+
+    `input_shape` excludes the batch axis; a layer with several inputs takes a list of shapes.
+    """
+    forward = forward_flops(layer, config, input_shape, batch_size)
+    if forward is None:
+        return None
+    return forward * TRAIN_TO_FORWARD if mode == "train" else forward
+
+
+def forward_flops(
+    layer: str, config: dict[str, Any], input_shape: Shape | Sequence[Shape], batch_size: int
+) -> int | None:
+    """FLOPs of one forward pass of `layer` on `batch_size` samples of `input_shape`."""
+    shapes = _as_shapes(input_shape)
+    if any(size is None for shape in shapes for size in shape):
+        return None
+    if layer in _PER_ELEMENT:
+        return _PER_ELEMENT[layer] * batch_size * math.prod(shapes[0])
+    counter = _COUNTERS.get(layer)
+    return None if counter is None else counter(config, shapes, batch_size)
+
+
+def _as_shapes(input_shape: Shape | Sequence[Shape]) -> list[tuple[int, ...]]:
+    if input_shape and isinstance(input_shape[0], (list, tuple)):
+        return [tuple(shape) for shape in input_shape]
+    return [tuple(input_shape)]
+
+
+def _dense(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    rows = batch * math.prod(shapes[0][:-1])
+    inputs, units = shapes[0][-1], config["units"]
+    bias = rows * units if config.get("use_bias", True) else 0
+    return 2 * rows * inputs * units + bias
+
+
+def _tuple(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
+    return (value,) * rank if isinstance(value, int) else tuple(value)
+
+
+def _spatial_and_channels(config: dict, shape: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
+    if config.get("data_format") == "channels_first":
+        return shape[1:], shape[0]
+    return shape[:-1], shape[-1]
+
+
+def _conv_output(length: int, window: int, padding: str, stride: int, dilation: int) -> int:
+    # Keras's rule, as keraslayers.layers.conv_arithmetic.conv_output_length computes it.
+    if padding == "valid":
+        return (length - ((window - 1) * dilation + 1)) // stride + 1
+    return (length + stride - 1) // stride
+
+
+def _window_outputs(config: dict, spatial: tuple[int, ...], window_key: str) -> tuple[int, ...]:
+    rank = len(spatial)
+    window = _tuple(config[window_key], rank)
+    # Convolutions step by 1 unless told; pooling, by its window.
+    default_strides = window if window_key == "pool_size" else 1
+    strides = _tuple(config.get("strides") or default_strides, rank)
+    dilation = _tuple(config.get("dilation_rate", 1), rank)
+    padding = config.get("padding", "valid").lower()
+    return tuple(
+        _conv_output(n, k, padding, s, d)
+        for n, k, s, d in zip(spatial, window, strides, dilation, strict=True)
+    )
+
+
+def _conv(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    spatial, channels = _spatial_and_channels(config, shapes[0])
+    outputs = batch * math.prod(_window_outputs(config, spatial, "kernel_size"))
+    kernel = math.prod(_tuple(config["kernel_size"], len(spatial)))
+    filters, groups = config["filters"], config.get("groups", 1)
+    bias = outputs * filters if config.get("use_bias", True) else 0
+    return 2 * outputs * filters * (channels // groups) * kernel + bias
+
+
+def _depthwise_conv(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    spatial, channels = _spatial_and_channels(config, shapes[0])
+    outputs = batch * math.prod(_window_outputs(config, spatial, "kernel_size"))
+    kernel = math.prod(_tuple(config["kernel_size"], len(spatial)))
+    depth = channels * config.get("depth_multiplier", 1)
+    bias = outputs * depth if config.get("use_bias", True) else 0
+    return 2 * outputs * depth * kernel + bias
+
+
+def _separable_conv(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    spatial, channels = _spatial_and_channels(config, shapes[0])
+    outputs = batch * math.prod(_window_outputs(config, spatial, "kernel_size"))
+    kernel = math.prod(_tuple(config["kernel_size"], len(spatial)))
+    depth, filters = channels * config.get("depth_multiplier", 1), config["filters"]
+    bias = outputs * filters if config.get("use_bias", True) else 0
+    return 2 * outputs * depth * kernel + 2 * outputs * depth * filters + bias
+
+
+def _conv_transpose(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    # Every input position scatters a full kernel into the output. The bias add is left out:
+    # it is one addition per output element, negligible beside the kernel's work.
+    spatial, channels = _spatial_and_channels(config, shapes[0])
+    kernel = math.prod(_tuple(config["kernel_size"], len(spatial)))
+    filters, groups = config["filters"], config.get("groups", 1)
+    return 2 * batch * math.prod(spatial) * (channels // groups) * filters * kernel
+
+
+def _pooling(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    # One comparison or addition per element of every window.
+    spatial, channels = _spatial_and_channels(config, shapes[0])
+    outputs = math.prod(_window_outputs(config, spatial, "pool_size"))
+    window = math.prod(_tuple(config["pool_size"], len(spatial)))
+    return batch * outputs * channels * window
+
+
+def _global_pooling(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    return batch * math.prod(shapes[0])
+
+
+def _recurrent(gates: int) -> Callable[[dict, list[tuple[int, ...]], int], int]:
+    def count(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+        steps, features = shapes[0][-2], shapes[0][-1]
+        units = config["units"]
+        per_step = 2 * batch * (features + units) * gates * units
+        bias = batch * gates * units if config.get("use_bias", True) else 0
+        return steps * (per_step + bias)
+
+    return count
+
+
+def _attention(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    # Keras's Attention: scores q k^T and the weighted sum of the values, no projections.
+    query, value = shapes[0], shapes[1] if len(shapes) > 1 else shapes[0]
+    return 2 * 2 * batch * query[-2] * value[-2] * query[-1]
+
+
+def _multi_head_attention(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    query, value = shapes[0], shapes[1] if len(shapes) > 1 else shapes[0]
+    key = shapes[2] if len(shapes) > 2 else value
+    heads, key_dim = config["num_heads"], config["key_dim"]
+    value_dim = config.get("value_dim") or key_dim
+    output = config.get("output_shape") or query[-1]
+    output = output if isinstance(output, int) else math.prod(output)
+    targets, sources = batch * math.prod(query[:-1]), batch * math.prod(value[:-1])
+    projections = 2 * heads * (
+        targets * query[-1] * key_dim
+        + sources * key[-1] * key_dim
+        + sources * value[-1] * value_dim
+        + targets * value_dim * output
+    )
+    # Scores (q k^T) and the weighted sum of the values, for every source of every target.
+    attention = 2 * heads * targets * value[-2] * (key_dim + value_dim)
+    return projections + attention
+
+
+def _residual(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int | None:
+    # Counted when the wrapped layer is a Dense (the common case): its work, the projection
+    # of the input when the widths differ, and the addition.
+    inner = config.get("layer") or {}
+    if inner.get("class_name") != "Dense":
+        return None
+    inner_config = inner["config"]
+    work = _dense(inner_config, shapes, batch)
+    units, inputs = inner_config["units"], shapes[0][-1]
+    rows = batch * math.prod(shapes[0][:-1])
+    projection = _dense({"units": units}, shapes, batch) if units != inputs else 0
+    return work + projection + rows * units
+
+
+_COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], int | None]] = {
+    "Dense": _dense,
+    "Conv1D": _conv,
+    "Conv2D": _conv,
+    "Conv3D": _conv,
+    "DepthwiseConv2D": _depthwise_conv,
+    "SeparableConv2D": _separable_conv,
+    "Conv1DTranspose": _conv_transpose,
+    "Conv2DTranspose": _conv_transpose,
+    "Conv3DTranspose": _conv_transpose,
+    **{f"{kind}Pooling{rank}D": _pooling
+       for kind in ("Max", "Average") for rank in (1, 2, 3)},
+    **{f"Global{kind}Pooling{rank}D": _global_pooling
+       for kind in ("Max", "Average") for rank in (1, 2, 3)},
+    "SimpleRNN": _recurrent(1),
+    "GRU": _recurrent(3),
+    "LSTM": _recurrent(4),
+    "Attention": _attention,
+    "MultiHeadAttention": _multi_head_attention,
+    "Residual": _residual,
+}

@@ -1,0 +1,259 @@
+"""Reports of a benchmark run: per-case tables (shared by the terminal, Markdown and HTML) and
+PNG charts, written beside results.json as report.md, report.html, throughput.png and
+baseline_ratio.png.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from klayers.results import Row, rows_by_case, write_atomic
+
+BACKEND_ORDER = ("jax", "tensorflow", "torch")
+CHARTS = {"throughput": "throughput.png", "baseline_ratio": "baseline_ratio.png"}
+
+
+@dataclass
+class Cell:
+    lines: list[str]
+    fastest: bool = False
+    failed: bool = False
+    noisy: bool = False
+
+
+@dataclass
+class CaseTable:
+    """The rows of one case: backends side by side, relative speeds, ratios to baselines."""
+
+    title: str
+    header: list[str]
+    rows: list[list[Cell]]
+    failures: list[str] = field(default_factory=list)
+
+
+def backends_in(records: list[dict[str, Any]]) -> list[str]:
+    found = {record["backend"] for record in records}
+    return sorted(found, key=lambda name: (BACKEND_ORDER + (name,)).index(name))
+
+
+def format_throughput(samples_per_s: float) -> str:
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if samples_per_s >= scale:
+            return f"{samples_per_s / scale:.3g}{suffix}/s"
+    return f"{samples_per_s:.3g}/s"
+
+
+def format_latency(latency: dict[str, float]) -> str:
+    spread = latency["iqr"] / latency["median"] * 100 if latency["median"] else 0
+    return f"{latency['median']:.3g} ms ±{spread:.0f}%"
+
+
+def case_tables(records: list[dict[str, Any]]) -> list[CaseTable]:
+    backends = backends_in(records)
+    baselines = sorted({r["implementation"] for r in records
+                        if r["implementation"] in ("keras", "native") and r["status"] != "skipped"})
+    tables = []
+    for case, rows in rows_by_case(records).items():
+        header = ["device", "dtype", "mode", "batch", *backends, "relative"]
+        header += [f"vs {baseline}" for baseline in baselines]
+        table = CaseTable(case, header, [])
+        for row in rows:
+            table.rows.append(_table_row(row, backends, baselines, table.failures))
+        tables.append(table)
+    return tables
+
+
+def _table_row(row: Row, backends: list[str], baselines: list[str], failures: list[str]):
+    relative = row.relative()
+    cells = [Cell([row.device]), Cell([row.dtype]), Cell([row.mode]), Cell([str(row.batch_size)])]
+    for backend in backends:
+        record = row.ours.get(backend)
+        if record is None:
+            cells.append(Cell(["-"]))
+        elif record["status"] != "ok":
+            cells.append(Cell([record["status"]], failed=True))
+            failures.append(f"{backend} {row.dtype} {row.mode} batch {row.batch_size}: "
+                            f"{record['error']}")
+        else:
+            lines = [format_throughput(record["throughput"]), format_latency(record["latency_ms"])]
+            if record.get("gflops"):
+                peak = record.get("peak_fraction")
+                lines.append(f"{record['gflops']:.3g} GFLOP/s"
+                             + (f", {peak:.0%} of peak" if peak else ""))
+            lines.append(f"first call {record['first_call_s'] * 1e3:.3g} ms"
+                         + (f", +{record['peak_memory_mb']:.3g} MB"
+                            if record.get("peak_memory_mb") is not None else ""))
+            cells.append(Cell(lines, fastest=relative.get(backend) == 1.0 and len(relative) > 1,
+                              noisy=bool(record.get("noisy"))))
+    ordered = sorted(relative.items(), key=lambda item: -item[1])
+    cells.append(Cell([", ".join(f"{backend} {speed:.2f}x" for backend, speed in ordered)
+                       or "-"]))
+    for baseline in baselines:
+        ratios = []
+        for backend in backends:
+            ratio = row.baseline_ratio(backend, baseline)
+            if ratio:
+                ratios.append(f"{backend} {ratio[0]:.2f}x ±{ratio[1]:.2f}")
+        cells.append(Cell([", ".join(ratios) or "-"]))
+    return cells
+
+
+def write_reports(output: Path, environment: dict[str, Any], records: list[dict]) -> None:
+    """report.md, report.html and the PNG charts they show, each written atomically."""
+    charts = write_charts(output, records)
+    tables = case_tables(records)
+    write_atomic(output / "report.md", markdown(environment, tables, charts))
+    write_atomic(output / "report.html", html_page(environment, tables, charts))
+
+
+def environment_lines(environment: dict[str, Any]) -> list[str]:
+    backends = ", ".join(f"{name} {version}" for name, version in
+                         (environment.get("backends") or {}).items() if version)
+    threads = environment.get("threads") or {}
+    peaks = environment.get("peak_gflops") or {}
+    peak_text = "; ".join(
+        f"{backend}: " + ", ".join(f"{device} {value:.0f}" for device, value in per.items())
+        for backend, per in peaks.items())
+    best = ", ".join(f"{device} {value:.0f}" for device, value in
+                     (environment.get("machine_peak_gflops") or {}).items())
+    lines = [
+        f"Suite: {environment.get('suite', '-')}; started {environment.get('started', '-')}"
+        + (" (interrupted)" if environment.get("interrupted") else ""),
+        f"Python {environment.get('python', '-')}, Keras {environment.get('keras', '-')}, "
+        f"{backends or 'no backend'}",
+        f"CPU: {environment.get('cpu') or 'unknown'}, {environment.get('cores', '-')} cores "
+        f"({environment.get('usable_cores', '-')} usable); threads per worker: "
+        f"{threads.get('threads', '-')}",
+        f"GPUs: {', '.join(environment.get('gpus') or []) or 'none'}; "
+        f"git commit {(environment.get('git_commit') or '-')[:12]}",
+        f"Peak float32 matmul GFLOP/s: {peak_text or '-'}; machine peak (best backend): "
+        f"{best or '-'}",
+    ]
+    settings = environment.get("settings") or {}
+    if settings:
+        lines.append(f"Timed rounds: at least {settings.get('min_time_s')} s and "
+                     f"{settings.get('min_rounds')} steps after warm-up; latency is the median "
+                     f"per step, ± the interquartile range as a % of it")
+    return lines
+
+
+def markdown(environment: dict[str, Any], tables: list[CaseTable], charts: list[str]) -> str:
+    out = ["# klayers bench", ""]
+    out += [f"- {line}" for line in environment_lines(environment)]
+    out.append("")
+    out += [f"![{Path(chart).stem}]({chart})" for chart in charts]
+    for table in tables:
+        out += ["", f"## {table.title}", ""]
+        out.append("| " + " | ".join(table.header) + " |")
+        out.append("|" + "---|" * len(table.header))
+        for row in table.rows:
+            out.append("| " + " | ".join(_markdown_cell(cell) for cell in row) + " |")
+        if table.failures:
+            out += [""] + [f"- failed: {failure}" for failure in table.failures]
+    out += ["", "Bold: the fastest backend. `relative`: throughput over the fastest backend's. "
+            "`vs keras` / `vs native`: how many times faster ours ran than the baseline on the "
+            "same backend (above 1: ours is faster).", ""]
+    return "\n".join(out)
+
+
+def _markdown_cell(cell: Cell) -> str:
+    text = "<br>".join(line.replace("|", "\\|") for line in cell.lines)
+    text += " (noisy)" if cell.noisy else ""
+    return f"**{text}**" if cell.fastest else text
+
+
+def html_page(environment: dict[str, Any], tables: list[CaseTable], charts: list[str]) -> str:
+    parts = ["<!doctype html>", "<html><head><meta charset='utf-8'><title>klayers bench</title>",
+             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
+             "margin-bottom:1em}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}"
+             ".fastest{background:#e6f4e6;font-weight:bold}.failed{color:#b00}"
+             ".noisy{color:#a60}img{max-width:100%}</style></head><body>",
+             "<h1>klayers bench</h1><ul>"]
+    parts += [f"<li>{html.escape(line)}</li>" for line in environment_lines(environment)]
+    parts.append("</ul>")
+    parts += [f"<p><img src='{html.escape(chart)}' alt='{html.escape(Path(chart).stem)}'></p>"
+              for chart in charts]
+    for table in tables:
+        parts.append(f"<h2>{html.escape(table.title)}</h2><table><tr>")
+        parts += [f"<th>{html.escape(name)}</th>" for name in table.header]
+        parts.append("</tr>")
+        for row in table.rows:
+            parts.append("<tr>")
+            for cell in row:
+                classes = " ".join(name for name, on in (
+                    ("fastest", cell.fastest), ("failed", cell.failed), ("noisy", cell.noisy))
+                    if on)
+                text = "<br>".join(html.escape(line) for line in cell.lines)
+                parts.append(f"<td class='{classes}'>{text}</td>")
+            parts.append("</tr>")
+        parts.append("</table>")
+        if table.failures:
+            parts.append("<ul>" + "".join(f"<li class='failed'>{html.escape(failure)}</li>"
+                                          for failure in table.failures) + "</ul>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write_charts(output: Path, records: list[dict[str, Any]]) -> list[str]:
+    """The PNG charts that have data, written atomically; returns their file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display, and no GUI toolkit to import
+    from matplotlib import pyplot
+
+    grouped = rows_by_case(records)
+    rows = [(case, row) for case, case_rows in grouped.items() for row in case_rows]
+    backends = backends_in(records)
+    written = []
+    throughput = {backend: [_ok_value(row.ours.get(backend), "throughput") for _, row in rows]
+                  for backend in backends}
+    if any(value for values in throughput.values() for value in values):
+        figure = _bar_chart(pyplot, rows, throughput, "samples/s (log scale)",
+                            "Throughput of our layers per backend")
+        written.append(_save(figure, pyplot, output / CHARTS["throughput"]))
+    ratios = {}
+    for backend in backends:
+        for baseline in ("keras", "native"):
+            values = [row.baseline_ratio(backend, baseline) for _, row in rows]
+            if any(values):
+                ratios[f"{backend} vs {baseline}"] = [v[0] if v else None for v in values]
+    if ratios:
+        figure = _bar_chart(pyplot, rows, ratios, "times faster than the baseline (log scale)",
+                            "Ours over the baseline on the same backend (above 1: ours faster)")
+        figure.axes[0].axvline(1.0, color="black", linewidth=1)
+        written.append(_save(figure, pyplot, output / CHARTS["baseline_ratio"]))
+    return written
+
+
+def _ok_value(record: dict | None, key: str) -> float | None:
+    return record[key] if record and record["status"] == "ok" else None
+
+
+def _bar_chart(pyplot, rows: list[tuple[str, Row]], series: dict[str, list], xlabel: str,
+               title: str):
+    labels = [f"{case[:48]} | {row.mode} b{row.batch_size} {row.dtype}" for case, row in rows]
+    height = 0.8 / max(len(series), 1)
+    figure, axes = pyplot.subplots(figsize=(11, 1.2 + 0.28 * len(rows) * max(len(series), 2)))
+    for number, (name, values) in enumerate(series.items()):
+        positions = [i + number * height for i in range(len(rows))]
+        axes.barh(positions, [value or 0 for value in values], height=height, label=name)
+    axes.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))], labels, fontsize=7)
+    axes.invert_yaxis()
+    axes.set_xscale("log")
+    axes.set_xlabel(xlabel)
+    axes.set_title(title)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def _save(figure, pyplot, path: Path) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    pyplot.close(figure)
+    write_atomic(path, buffer.getvalue())
+    return path.name

@@ -1,0 +1,231 @@
+"""Benchmark records and the files that hold them: results.jsonl, results.json, results.csv.
+
+results.jsonl grows by one line per record as the run goes, so an interrupted run keeps
+what it measured; results.json and results.csv are written once at the end, each to a
+temporary file in the same folder first and then renamed over the target, so no reader ever
+sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from klayers.flops import step_flops
+from klayers.statistics import is_noisy, ratio_with_spread, relative_speeds
+from klayers.suites import Measurement
+
+OURS = ("keraslayers", "custom", "model")
+CSV_COLUMNS = (
+    "layer", "case", "implementation", "backend", "device", "device_model", "dtype", "mode",
+    "batch_size", "input_shape", "status", "throughput", "latency_ms_median", "latency_ms_p25",
+    "latency_ms_p75", "rounds", "first_call_s", "flops", "gflops", "peak_fraction",
+    "peak_memory_mb", "jit_compile", "noisy", "error", "config",
+)
+
+
+def make_record(
+    measurement: Measurement, measured: dict[str, Any], device_model: str | None = None
+) -> dict[str, Any]:
+    """The full record of a measurement: what was measured, the worker's figures, FLOPs."""
+    case = measurement.case
+    record = {
+        "layer": case.layer,
+        "case": case.label,
+        "implementation": measurement.implementation,
+        "backend": measured["backend"],
+        "device": measurement.device,
+        "device_model": device_model,
+        "dtype": measurement.dtype,
+        "mode": measurement.mode,
+        "batch_size": measurement.batch_size,
+        "input_shape": _json_shape(case.input_shape),
+        "config": case.config,
+        **{key: measured.get(key) for key in (
+            "status", "error", "throughput", "latency_ms", "rounds", "first_call_s",
+            "peak_memory_mb", "jit_compile")},
+        "flops": None,
+        "gflops": None,
+        "peak_fraction": None,  # against the machine's peak, known once every backend ran
+        "noisy": None,
+    }
+    if case.kind == "catalog":
+        record["flops"] = step_flops(case.layer, case.config, case.input_shape,
+                                     measurement.batch_size, measurement.mode)
+    latency = record["latency_ms"]
+    if record["status"] == "ok" and latency:
+        record["noisy"] = is_noisy(latency)
+        if record["flops"]:
+            record["gflops"] = record["flops"] / (latency["median"] / 1e3) / 1e9
+    return record
+
+
+def machine_peaks(peaks: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The machine's peak GFLOP/s per device: the best backend's, from {backend: {device: x}}."""
+    best: dict[str, float] = {}
+    for per_device in peaks.values():
+        for device, gflops in per_device.items():
+            best[device] = max(best.get(device, 0.0), gflops)
+    return best
+
+
+def with_peak_fractions(
+    records: Iterable[dict[str, Any]], peaks: dict[str, float]
+) -> list[dict[str, Any]]:
+    """The records with `peak_fraction` = achieved GFLOP/s over the device's machine peak."""
+    out = []
+    for record in records:
+        peak = peaks.get(record["device"])
+        fraction = record["gflops"] / peak if record.get("gflops") and peak else None
+        out.append({**record, "peak_fraction": fraction})
+    return out
+
+
+class RecordLog:
+    """results.jsonl: one JSON line per record, flushed as each arrives."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", encoding="utf-8")
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a results.jsonl; a last line cut short by a kill is left out."""
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Writes `path` whole or not at all: a temporary file beside it, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from others
+        with os.fdopen(handle, "wb") as file:
+            file.write(data.encode("utf-8") if isinstance(data, str) else data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_results(output: Path, environment: dict[str, Any], records: list[dict]) -> None:
+    """results.json ({"environment", "results"}) and results.csv, each written atomically."""
+    document = {"environment": environment, "results": records}
+    write_atomic(output / "results.json", json.dumps(document, indent=2) + "\n")
+    write_atomic(output / "results.csv", to_csv(records))
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """A results.json, checked enough to render or compare; ValueError says what is wrong."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: cannot read results: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("results"), list):
+        raise ValueError(f"{path}: not a klayers results.json (no `results` list)")
+    document.setdefault("environment", {})
+    return document
+
+
+def to_csv(records: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        latency = record.get("latency_ms") or {}
+        row = {column: record.get(column) for column in CSV_COLUMNS}
+        row.update(
+            latency_ms_median=latency.get("median"), latency_ms_p25=latency.get("p25"),
+            latency_ms_p75=latency.get("p75"), input_shape=shape_text(record["input_shape"]),
+            config=json.dumps(record.get("config"), sort_keys=True),
+        )
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def shape_text(shape: list) -> str:
+    if shape and isinstance(shape[0], list):
+        return " & ".join("x".join(map(str, s)) for s in shape)
+    return "x".join(map(str, shape))
+
+
+def _json_shape(shape: tuple) -> list:
+    return [list(s) if isinstance(s, tuple) else s for s in shape]
+
+
+@dataclass
+class Row:
+    """One line of a comparison: a case at one device, dtype, mode and batch size.
+
+    `ours` holds our implementation's record per backend; `baselines` the Keras and native
+    records per (backend, implementation).
+    """
+
+    case: str
+    device: str
+    dtype: str
+    mode: str
+    batch_size: int
+    ours: dict[str, dict] = field(default_factory=dict)
+    baselines: dict[tuple[str, str], dict] = field(default_factory=dict)
+
+    def relative(self) -> dict[str, float]:
+        """Each backend's throughput over the fastest's, for our implementation."""
+        return relative_speeds({backend: record["throughput"]
+                                for backend, record in self.ours.items()
+                                if record["status"] == "ok"})
+
+    def baseline_ratio(self, backend: str, implementation: str) -> tuple[float, float] | None:
+        """How many times faster ours ran than the baseline on `backend`, with its spread."""
+        ours = self.ours.get(backend)
+        baseline = self.baselines.get((backend, implementation))
+        if not ours or not baseline or ours["status"] != "ok" or baseline["status"] != "ok":
+            return None
+        return ratio_with_spread(ours["latency_ms"], baseline["latency_ms"])
+
+
+def rows_by_case(records: list[dict[str, Any]]) -> dict[str, list[Row]]:
+    """The records grouped for tables: {case: [Row, ...]}, in the order they were measured."""
+    rows: dict[tuple, Row] = {}
+    for record in records:
+        key = (record["case"], record["device"], record["dtype"], record["mode"],
+               record["batch_size"])
+        row = rows.setdefault(key, Row(*key))
+        if record["implementation"] in OURS:
+            row.ours[record["backend"]] = record
+        elif record["status"] != "skipped":
+            row.baselines[(record["backend"], record["implementation"])] = record
+    grouped: dict[str, list[Row]] = {}
+    for row in rows.values():
+        grouped.setdefault(row.case, []).append(row)
+    return grouped

@@ -1,0 +1,57 @@
+"""Rich rendering for the terminal: a table per benchmark case, and a comparison table."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.table import Table
+
+from klayers.compare import KEY, Change
+from klayers.report import CaseTable, format_latency
+
+
+def case_table(table: CaseTable) -> Table:
+    """Backends side by side; the fastest in bold green, failures in red, noisy in yellow."""
+    rich_table = Table(title=escape(table.title), title_justify="left")
+    for name in table.header:
+        rich_table.add_column(name)
+    for row in table.rows:
+        cells = []
+        for cell in row:
+            text = escape("\n".join(cell.lines))
+            if cell.fastest:
+                text = f"[bold green]{text} *[/]"
+            elif cell.failed:
+                text = f"[red]{text}[/]"
+            if cell.noisy:
+                text += "\n[yellow]noisy[/]"
+            cells.append(text)
+        rich_table.add_row(*cells)
+    if table.failures:
+        rich_table.caption = escape("\n".join(table.failures))
+        rich_table.caption_style = "red"
+    return rich_table
+
+
+def compare_table(changes: list[Change], threshold: float) -> Table:
+    table = Table(title=f"Median latency, new run against base (threshold {threshold:.0%})")
+    for name in ("case", "measurement", "base", "new", "change", "verdict"):
+        table.add_column(name)
+    styles = {"slower": "red", "failed": "red", "faster": "green", "fixed": "green"}
+    for change in changes:
+        fields = dict(zip(KEY, change.key, strict=True))
+        measurement = (f"{fields['implementation']} {fields['backend']} {fields['device']} "
+                       f"{fields['dtype']} {fields['mode']} b{fields['batch_size']}")
+        delta = f"{change.change:+.1%}" if change.change is not None else "-"
+        style = styles.get(change.verdict)
+        verdict = f"[{style}]{change.verdict}[/]" if style else change.verdict
+        table.add_row(escape(str(fields["case"])), escape(measurement), _latency(change.base),
+                      _latency(change.new), delta, verdict)
+    return table
+
+
+def _latency(record: dict | None) -> str:
+    if record is None:
+        return "-"
+    if record.get("status") != "ok":
+        return f"[red]{escape(str(record.get('status')))}[/]"
+    return format_latency(record["latency_ms"])

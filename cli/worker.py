@@ -1,0 +1,489 @@
+"""The benchmark worker: `KERAS_BACKEND=jax python -m klayers.worker < job.json`.
+
+The only part of the command that imports keras and a backend; the parent starts one per
+backend. It reads a job (settings and a list of measurements) as JSON on stdin, measures the
+machine's peak with a large float32 matrix product on every device of the job, then each
+measurement in turn, and writes one JSON line per event on stdout: first
+`{"event": "ready", ...}`, then `{"event": "record", ...}` per measurement, in the job's order.
+A measurement that raises gives a record with status "error"; only a crash, a hang or the
+operating system's OOM killer stops the worker, and the parent restarts it after that case.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from klayers.statistics import summarize
+
+PEAK_MATMUL_SIZE = {"cpu": 2048, "gpu": 8192}
+PEAK_REPEATS = 5
+WARMUP_FRACTION = 0.2  # of the minimum time, spent on warm-up steps after the first call
+MIN_WARMUP_STEPS = 2
+MAX_ROUNDS = 100_000  # a cap for steps of a few microseconds
+
+# torch.nn modules for the native baseline, by Keras layer name (see _native_module).
+NATIVE_LAYERS = ("Dense", "Conv2D", "LayerNormalization", "LSTM", "Embedding", "MaxPooling2D",
+                 "MultiHeadAttention")
+
+
+def main() -> None:
+    # Frameworks print banners and warnings on stdout; keep it for the protocol alone.
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    job = json.load(sys.stdin)
+    settings = job["settings"]
+    if settings.get("cores") and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, settings["cores"])
+
+    import keras
+
+    import keraslayers  # noqa: F401  (registers our layers, so saved models load)
+
+    keras.utils.set_random_seed(0)
+    backend = keras.backend.backend()
+    if backend == "torch" and settings.get("threads"):
+        import torch
+
+        torch.set_num_threads(settings["threads"])
+    devices = sorted({measurement["device"] for measurement in job["measurements"]})
+    emit(protocol, {
+        "event": "ready",
+        "backend": backend,
+        "keras_version": keras.__version__,
+        "backend_version": _backend_version(backend),
+        "peak_gflops": {device: peak_gflops(device) for device in devices},
+    })
+    for measurement in job["measurements"]:
+        emit(protocol, {"event": "record", **measure(measurement, settings)})
+
+
+def emit(stream: Any, event: dict[str, Any]) -> None:
+    stream.write(json.dumps(event) + "\n")
+    stream.flush()
+
+
+def peak_gflops(device: str) -> float:
+    """The best GFLOP/s of a large float32 matrix product on `device`, over a few repeats."""
+    import keras
+    import numpy as np
+
+    size = PEAK_MATMUL_SIZE["gpu" if device.startswith("gpu") else "cpu"]
+    rng = np.random.default_rng(0)
+    with _device_scope(device):
+        a = keras.ops.convert_to_tensor(rng.standard_normal((size, size), dtype="float32"))
+        b = keras.ops.convert_to_tensor(rng.standard_normal((size, size), dtype="float32"))
+        matmul = _compiled_matmul()
+        _wait(matmul(a, b))
+        best = float("inf")
+        for _ in range(PEAK_REPEATS):
+            start = time.perf_counter()
+            _wait(matmul(a, b))
+            best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def _device_scope(device: str) -> contextlib.AbstractContextManager:
+    """Places work on `device`; a no-op on the backend's default device.
+
+    On torch, a model built inside `keras.device(...)` gets no gradients (Keras 3.15), so
+    the scope is entered only where it is needed: a device other than the default one.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    elif backend == "jax":
+        import jax
+
+        has_gpu = jax.devices()[0].platform != "cpu"
+    else:
+        import tensorflow as tf
+
+        has_gpu = bool(tf.config.list_logical_devices("GPU"))
+    default = "gpu:0" if has_gpu else "cpu:0"
+    return contextlib.nullcontext() if device == default else keras.device(device)
+
+
+def _compiled_matmul() -> Callable[[Any, Any], Any]:
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(keras.ops.matmul)
+    return keras.ops.matmul  # one kernel call: tracing it would add nothing
+
+
+def _wait(value: Any) -> None:
+    """Returns once `value` is computed: asynchronous backends only queue the work."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        value.block_until_ready()
+    elif backend == "torch":
+        import torch
+
+        if value.is_cuda:
+            torch.cuda.synchronize(value.device)
+    else:
+        # An element of the result cannot exist before the op that makes it has finished.
+        value[(0,) * len(value.shape)].numpy()
+
+
+def measure(job: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """One measurement: build, first call, warm-up, timed rounds; a record, never an exception."""
+    import keras
+
+    record = {
+        "index": job["index"],
+        "implementation": job["implementation"],
+        "backend": keras.backend.backend(),
+        "device": job["device"],
+        "dtype": job["dtype"],
+        "mode": job["mode"],
+        "batch_size": job["batch_size"],
+        "status": "ok",
+        "error": None,
+        "first_call_s": None,
+        "latency_ms": None,
+        "rounds": 0,
+        "throughput": None,
+        "peak_memory_mb": None,
+        "jit_compile": None,
+    }
+    memory = _MemoryMeter(job["device"])
+    try:
+        with _device_scope(job["device"]):
+            if job["implementation"] == "native":
+                step, record["jit_compile"] = _native_step(job, settings)
+            else:
+                step, record["jit_compile"] = _keras_step(job, settings)
+            timing = _time_steps(step, settings["min_time"], settings["min_rounds"])
+    except _Skipped as reason:
+        return {**record, "status": "skipped", "error": str(reason)}
+    except Exception as error:  # noqa: BLE001  (any failure of a case is that case's result)
+        message = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+        return {**record, "status": "error", "error": message[:500]}
+    first_call, samples = timing
+    latency = summarize([seconds * 1e3 for seconds in samples])
+    return {
+        **record,
+        "first_call_s": first_call,
+        "latency_ms": latency,
+        "rounds": len(samples),
+        "throughput": job["batch_size"] / (latency["median"] / 1e3),
+        "peak_memory_mb": memory.peak_growth_mb(),
+    }
+
+
+class _Skipped(Exception):
+    """The measurement does not apply (no such baseline, an unsupported dtype)."""
+
+
+def _time_steps(
+    step: Callable[[], None], min_time: float, min_rounds: int
+) -> tuple[float, list[float]]:
+    """First-call seconds, and per-step seconds of timed rounds after a warm-up.
+
+    `step` returns only when its result exists, so each sample is a whole step.
+    """
+    start = time.perf_counter()
+    step()
+    first_call = time.perf_counter() - start
+    warmup_end = time.perf_counter() + WARMUP_FRACTION * min_time
+    warmup_steps = 0
+    while warmup_steps < MIN_WARMUP_STEPS or time.perf_counter() < warmup_end:
+        step()
+        warmup_steps += 1
+    samples: list[float] = []
+    total = 0.0
+    while (total < min_time or len(samples) < min_rounds) and len(samples) < MAX_ROUNDS:
+        start = time.perf_counter()
+        step()
+        samples.append(time.perf_counter() - start)
+        total += samples[-1]
+    return first_call, samples
+
+
+def _inputs(job: dict[str, Any], shapes: list[tuple[int, ...]], dtype: str) -> list[Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    batch = job["batch_size"]
+    if dtype.startswith("int"):
+        # Indices for an Embedding must lie below its input_dim.
+        high = job["config"].get("input_dim", 2)
+        return [rng.integers(0, high, size=(batch, *shape)).astype(dtype) for shape in shapes]
+    return [rng.standard_normal((batch, *shape)).astype(dtype) for shape in shapes]
+
+
+def _input_shapes(input_shape: list) -> list[tuple[int, ...]]:
+    if input_shape and isinstance(input_shape[0], list):
+        return [tuple(shape) for shape in input_shape]
+    return [tuple(input_shape)]
+
+
+def _layer_class(job: dict[str, Any]) -> type:
+    import keras
+
+    import keraslayers
+
+    if job["implementation"] == "keraslayers":
+        return getattr(keraslayers, job["layer"])
+    if job["implementation"] == "custom":
+        module_name, _, class_name = job["layer"].partition(":")
+        return getattr(importlib.import_module(module_name), class_name)
+    if not hasattr(keras.layers, job["keras_name"] or ""):
+        raise _Skipped(f"keras.layers has no {job['keras_name']}")
+    return getattr(keras.layers, job["keras_name"])
+
+
+def _keras_model(job: dict[str, Any]) -> tuple[Any, list[tuple[int, ...]], str]:
+    """The model to time, the input shapes without batch, and the input dtype."""
+    import keras
+
+    if job["implementation"] == "model":
+        if job["dtype"] != "float32":
+            raise _Skipped("a saved model runs in the dtype it was saved with (float32 here)")
+        model = keras.saving.load_model(job["layer"], compile=False)
+        shapes = [tuple(tensor.shape[1:]) for tensor in model.inputs]
+        if any(size is None for shape in shapes for size in shape):
+            raise ValueError(f"{job['layer']}: inputs {shapes} have unknown sizes")
+        return model, shapes, model.inputs[0].dtype
+    shapes = _input_shapes(job["input_shape"])
+    layer = _layer_class(job).from_config({**job["config"], "dtype": job["dtype"]})
+    inputs = [keras.Input(shape, dtype=job["input_dtype"]) for shape in shapes]
+    outputs = layer(*inputs)
+    if isinstance(outputs, (list, tuple)):  # return_state and the like: time the main output
+        outputs = outputs[0]
+    return keras.Model(inputs, outputs), shapes, job["input_dtype"]
+
+
+def _keras_step(job: dict[str, Any], settings: dict[str, Any]) -> tuple[Callable[[], None], Any]:
+    """A predict or train step through Keras's own compiled functions, and its jit setting."""
+    import keras
+    import numpy as np
+
+    model, shapes, input_dtype = _keras_model(job)
+    jit = True if keras.backend.backend() == "torch" and settings["torch_compile"] else "auto"
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse", jit_compile=jit)
+    # Converted once, here, so that the timed steps copy nothing from the host.
+    arrays = [keras.ops.convert_to_tensor(a) for a in _inputs(job, shapes, input_dtype)]
+    x = arrays[0] if len(arrays) == 1 else arrays
+    # The output's shape comes from the symbolic model: on torch, a predict_on_batch call
+    # before train_on_batch leaves the model without gradients (Keras 3.15).
+    output_shape = (job["batch_size"], *model.outputs[0].shape[1:])
+    target = keras.ops.convert_to_tensor(np.zeros(output_shape, "float32"))
+    # Both return NumPy values, so each step ends only when its result is on the host.
+    if job["mode"] == "predict":
+        return (lambda: model.predict_on_batch(x)), model.jit_compile
+    return (lambda: model.train_on_batch(x, target)), model.jit_compile
+
+
+def _native_step(job: dict[str, Any], settings: dict[str, Any]) -> tuple[Callable[[], None], Any]:
+    """The torch.nn equivalent of the layer, run as PyTorch users run it (channels first)."""
+    import keras
+
+    if keras.backend.backend() != "torch":
+        raise _Skipped("the native baseline is torch.nn, on the torch backend only")
+    if job["dtype"] != "float32":
+        raise _Skipped("the native baseline runs in float32 only")
+    import torch
+
+    module, shapes = _native_module(job)
+    device = torch.device("cuda" if job["device"].startswith("gpu") else "cpu")
+    module = module.to(device)
+    if settings["torch_compile"]:
+        module = torch.compile(module)
+    arrays = _inputs(job, shapes, job["input_dtype"])
+    x = [torch.as_tensor(a, device=device) for a in arrays]
+
+    def synchronize() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    if job["mode"] == "predict":
+        module.eval()
+
+        def predict() -> None:
+            with torch.no_grad():
+                module(*x)
+            synchronize()
+
+        return predict, settings["torch_compile"]
+    module.train()
+    with torch.no_grad():
+        target = torch.zeros_like(module(*x))
+    optimizer = torch.optim.SGD(module.parameters(), lr=1e-3)
+
+    def train() -> None:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(module(*x), target)
+        loss.backward()
+        optimizer.step()
+        synchronize()
+
+    return train, settings["torch_compile"]
+
+
+def _native_module(job: dict[str, Any]) -> tuple[Any, list[tuple[int, ...]]]:
+    """A torch.nn module equal in work to the Keras layer, and its input shapes (no batch).
+
+    Only configurations with an exact equivalent are built; others are skipped.
+    """
+    from torch import nn
+
+    class LastStep(nn.Module):
+        """An LSTM giving what Keras's gives: every step's output, or the last one."""
+
+        def __init__(self, lstm: nn.Module, sequences: bool) -> None:
+            super().__init__()
+            self.lstm, self.sequences = lstm, sequences
+
+        def forward(self, x):
+            outputs, _ = self.lstm(x)
+            return outputs if self.sequences else outputs[:, -1]
+
+    class SelfAttention(nn.Module):
+        """nn.MultiheadAttention giving only its output, as Keras's layer does."""
+
+        def __init__(self, attention: nn.Module) -> None:
+            super().__init__()
+            self.attention = attention
+
+        def forward(self, query, value):
+            return self.attention(query, value, value, need_weights=False)[0]
+
+    name, config = job["keras_name"], job["config"]
+    shapes = _input_shapes(job["input_shape"])
+    shape = shapes[0]
+    activations = {None: nn.Identity, "linear": nn.Identity, "relu": nn.ReLU, "gelu": nn.GELU,
+                   "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "silu": nn.SiLU}
+    activation = config.get("activation")
+    if name not in NATIVE_LAYERS or (activation is not None and activation not in activations):
+        raise _Skipped(f"no torch.nn equivalent of {name} with this config")
+    if name == "Dense":
+        linear = nn.Linear(shape[-1], config["units"], bias=config.get("use_bias", True))
+        return nn.Sequential(linear, activations[activation]()), shapes
+    if name == "LayerNormalization" and config.get("axis", -1) in (-1, [-1]):
+        return nn.LayerNorm(shape[-1], eps=config.get("epsilon", 1e-3)), shapes
+    if name == "Embedding":
+        return nn.Embedding(config["input_dim"], config["output_dim"]), shapes
+    if name == "LSTM" and not config.get("return_state"):
+        return LastStep(nn.LSTM(shape[-1], config["units"], batch_first=True),
+                         config.get("return_sequences", False)), shapes
+    if name in ("Conv2D", "MaxPooling2D") and config.get("data_format") != "channels_first":
+        # PyTorch's layout is channels first: (channels, height, width).
+        height, width, channels = shape
+        padding = config.get("padding", "valid")
+        stride = config.get("strides") or (config.get("pool_size", 2) if name != "Conv2D" else 1)
+        if padding != "valid":
+            raise _Skipped(f"{name} with padding={padding!r}: torch pads differently")
+        if name == "Conv2D":
+            module = nn.Conv2d(channels, config["filters"], config["kernel_size"], stride=stride,
+                               dilation=config.get("dilation_rate", 1),
+                               groups=config.get("groups", 1), bias=config.get("use_bias", True))
+            module = nn.Sequential(module, activations[activation]())
+        else:
+            module = nn.MaxPool2d(config.get("pool_size", 2), stride=stride)
+        return module, [(channels, height, width)]
+    if name == "MultiHeadAttention" and not config.get("value_dim") and (
+        config["num_heads"] * config["key_dim"] == shape[-1]
+    ):
+        attention = nn.MultiheadAttention(shape[-1], config["num_heads"], batch_first=True,
+                                          bias=config.get("use_bias", True))
+        return SelfAttention(attention), shapes if len(shapes) > 1 else [shape, shape]
+    raise _Skipped(f"no torch.nn equivalent of {name} with this config")
+
+
+def _backend_version(backend: str) -> str | None:
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    return str(importlib.import_module(module).__version__) if module else None
+
+
+class _MemoryMeter:
+    """Peak memory growth from its creation: process RSS on CPU, the allocator's on GPU."""
+
+    def __init__(self, device: str) -> None:
+        self.gpu = device.startswith("gpu")
+        self.device = device
+        self.start = self._current()
+
+    def _current(self) -> float | None:
+        import keras
+
+        if not self.gpu:
+            # Writing 5 to clear_refs resets the kernel's high-water mark (VmHWM) to now.
+            try:
+                with open("/proc/self/clear_refs", "w") as clear_refs:
+                    clear_refs.write("5")
+            except OSError:
+                pass
+            return _proc_status_kb("VmRSS")
+        backend = keras.backend.backend()
+        index = int(self.device.partition(":")[2] or 0)
+        if backend == "torch":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(index)
+            return torch.cuda.memory_allocated(index) / 1024
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.experimental.reset_memory_stats(f"GPU:{index}")
+            return tf.config.experimental.get_memory_info(f"GPU:{index}")["current"] / 1024
+        import jax
+
+        stats = jax.devices()[index].memory_stats() or {}
+        return stats.get("bytes_in_use", 0) / 1024
+
+    def peak_growth_mb(self) -> float | None:
+        import keras
+
+        if self.start is None:
+            return None
+        if not self.gpu:
+            peak = _proc_status_kb("VmHWM")
+        else:
+            backend = keras.backend.backend()
+            index = int(self.device.partition(":")[2] or 0)
+            if backend == "torch":
+                import torch
+
+                peak = torch.cuda.max_memory_allocated(index) / 1024
+            elif backend == "tensorflow":
+                import tensorflow as tf
+
+                peak = tf.config.experimental.get_memory_info(f"GPU:{index}")["peak"] / 1024
+            else:
+                import jax
+
+                peak = (jax.devices()[index].memory_stats() or {}).get("peak_bytes_in_use", 0)
+                peak /= 1024
+        return None if peak is None else max(peak - self.start, 0.0) / 1024
+
+
+def _proc_status_kb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+if __name__ == "__main__":
+    main()

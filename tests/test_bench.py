@@ -1,0 +1,386 @@
+"""`klayers bench`, `report` and `compare`: suites, orchestration, files, interruption.
+
+Everything but the last test drives a fake worker (FAKE_WORKER below, written to a temporary
+file and speaking the worker's protocol), so it is fast and never depends on timing figures.
+The last test runs one real tiny benchmark, under the jax test process only.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from klayers import benchmark, orchestrator, suites
+from klayers.main import cli
+from klayers.orchestrator import Settings
+from klayers.results import CSV_COLUMNS, load_results
+
+# Speaks the worker protocol: a "ready" line, then one record per measurement. The layer name
+# picks the behaviour: "Crash" exits with an error, "Hang" sleeps, anything else measures.
+FAKE_WORKER = textwrap.dedent("""
+    import json, os, sys, time
+    job = json.load(sys.stdin)
+    if os.environ.get("FAKE_BROKEN"):
+        sys.exit("ImportError: fake broken install")
+    print("a banner a framework printed")
+    print(json.dumps({"event": "ready", "backend": os.environ["KERAS_BACKEND"],
+                      "keras_version": "3.0", "backend_version": "1.0",
+                      "peak_gflops": {"cpu:0": 100.0}}), flush=True)
+    for m in job["measurements"]:
+        if m["layer"] == "Crash":
+            print("Traceback: fake crash in", m["mode"], file=sys.stderr)
+            sys.exit(3)
+        if m["layer"] == "Hang":
+            time.sleep(600)
+        latency = {"median": 2.0, "p25": 1.9, "p75": 2.1, "iqr": 0.2, "min": 1.8, "max": 3.0,
+                   "count": 10}
+        print(json.dumps({"event": "record", "index": m["index"],
+                          "implementation": m["implementation"],
+                          "backend": os.environ["KERAS_BACKEND"], "device": m["device"],
+                          "dtype": m["dtype"], "mode": m["mode"], "batch_size": m["batch_size"],
+                          "status": "ok", "error": None, "first_call_s": 0.5,
+                          "latency_ms": latency, "rounds": 10,
+                          "throughput": m["batch_size"] / 0.002, "peak_memory_mb": 1.0,
+                          "jit_compile": True}), flush=True)
+""")
+
+
+@pytest.fixture
+def fake_worker(tmp_path):
+    path = tmp_path / "fake_worker.py"
+    path.write_text(FAKE_WORKER)
+    return [sys.executable, str(path)]
+
+
+def case(layer="Dense", modes=("predict", "train"), keras_name="Dense"):
+    return suites.Case(layer, {"units": 4}, (8,), batch_sizes=(2,), modes=modes,
+                       keras_name=keras_name)
+
+
+def cpu_report(backend):
+    return {"backend": backend, "status": "ok", "error": None,
+            "devices": [{"name": "cpu:0" if backend != "torch" else "cpu", "kind": "cpu"}]}
+
+
+def invoke(*args):
+    result = CliRunner().invoke(cli, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def test_parent_modules_import_no_keras_or_backend():
+    # The parent drives one worker per backend; only klayers.worker may import them.
+    modules = "benchmark, compare, flops, orchestrator, report, results, suites, tables"
+    script = (
+        f"import sys\nfrom klayers import {modules}\n"
+        "from klayers.suites import catalog_records\ncatalog_records()\n"
+        "print(sorted({'keras', 'keraslayers', 'tensorflow', 'jax', 'torch'} & set(sys.modules)))"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                               check=True)
+    assert completed.stdout.strip() == "[]"
+
+
+# Suites
+
+
+@pytest.mark.parametrize("name", ["quick", "standard", "full"])
+def test_shipped_suites_load(name):
+    suite = suites.load_suite(name)
+    assert suite.cases
+    assert all(case.modes and case.batch_sizes for case in suite.cases)
+
+
+def test_standard_suite_covers_the_catalogue_at_two_sizes():
+    names = [record.name for record in suites.catalog_records()]
+    cases = suites.load_suite("standard").cases
+    assert all(sum(case.layer == name for case in cases) >= 2 for name in names)
+
+
+def write(tmp_path, text, name="suite.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("cases: [\n", "is not valid YAML"),
+        ("cases:\n  - layer: Dnse\n    input_shape: [8]\n", "cases[0].layer: unknown layer 'Dnse'"),
+        ("cases:\n  - layer: dense\n    input_shape: [8]\n", "did you mean 'Dense'"),
+        ("cases:\n  - layer: Dense\n    input_shape: [0]\n", "cases[0].input_shape"),
+        ("cases:\n  - layer: Dense\n    input_shape: [8]\n    modes: [fit]\n", "'fit'"),
+        ("cases:\n  - layer: Dense\n    input_shape: [8]\n    colour: red\n", "'colour'"),
+        ("cases: []\n", "no cases"),
+    ],
+    ids=["yaml", "unknown-layer", "case", "shape", "mode", "key", "empty"],
+)
+def test_bad_suite_is_a_one_line_error_naming_file_and_key(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    result = invoke("bench", "--suite", path)
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert "suite.yaml" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_layer_glob_selects_cases():
+    cases = (case("Dense"), case("Conv2D"), case("Conv1D"))
+    assert [c.layer for c in suites.select(cases, ("Conv*",))] == ["Conv2D", "Conv1D"]
+    assert suites.select(cases, ()) == cases
+
+
+def test_layer_filter_matching_nothing_is_an_error():
+    result = invoke("bench", "--layer", "NoSuchLayer*")
+    assert result.exit_code == 2
+    assert "NoSuchLayer*" in result.output
+
+
+def test_custom_arguments_are_checked():
+    result = invoke("bench", "--custom", "pkg.mod:Layer", "--kwargs", "{bad", "--input-shape", "8")
+    assert result.exit_code == 2 and "--kwargs is not JSON" in result.output
+    result = invoke("bench", "--custom", "no-colon", "--input-shape", "8")
+    assert result.exit_code == 2 and "--custom" in result.output
+    assert suites.parse_input_shape("8,16;4,16") == ((8, 16), (4, 16))
+
+
+def test_measurements_add_native_only_on_torch_and_keras_only_where_it_exists():
+    cases = (case(modes=("predict",)), case("Residual", modes=("predict",), keras_name=None))
+    on_jax = suites.measurements(cases, "jax", ["cpu:0"], ("keras", "native"))
+    assert [(m.case.layer, m.implementation) for m in on_jax] == [
+        ("Dense", "keraslayers"), ("Dense", "keras"), ("Residual", "keraslayers")]
+    on_torch = suites.measurements(cases, "torch", ["cpu:0"], ("keras", "native"))
+    assert ("Dense", "native") in [(m.case.layer, m.implementation) for m in on_torch]
+    assert [m.index for m in on_torch] == list(range(len(on_torch)))
+
+
+# Planning: missing backends and devices
+
+
+def test_missing_backend_and_device_are_skipped_with_a_reason():
+    reports = [cpu_report("jax"),
+               {"backend": "torch", "status": "not installed", "error": None, "devices": []},
+               {"backend": "tensorflow", "status": "error", "error": "boom", "devices": []}]
+    plans, skipped = benchmark.plan([case()], reports, (), ("keras",))
+    assert [p.backend for p in plans] == ["jax"]
+    assert "skipping torch: not installed" in skipped
+    assert "skipping tensorflow: boom" in skipped
+    plans, skipped = benchmark.plan([case()], [cpu_report("jax")], ("gpu",), ("keras",))
+    assert plans == [] and "no device matches gpu" in skipped[0]
+
+
+def test_device_names_are_what_keras_device_takes():
+    assert benchmark.device_name({"name": "cpu", "kind": "cpu"}) == "cpu:0"
+    assert benchmark.device_name({"name": "cuda:1", "kind": "gpu"}) == "gpu:1"
+    assert benchmark.device_name({"name": "GPU:0", "kind": "gpu"}) == "gpu:0"
+
+
+# Orchestration with a fake worker
+
+
+def run_fake(cases, command, backends=("jax",), timeout=30.0, tmp_path=None):
+    plans, _ = benchmark.plan(cases, [cpu_report(b) for b in backends], (), ("keras",))
+    settings = Settings(min_time=0.01, min_rounds=1, threads=1, timeout=timeout)
+    return benchmark.run_benchmark(plans, settings, tmp_path, {"suite": "test"}, command=command)
+
+
+def test_a_crashing_case_is_recorded_and_the_run_goes_on(tmp_path, fake_worker):
+    outcome = run_fake([case("Dense"), case("Crash"), case("Dense")], fake_worker,
+                       tmp_path=tmp_path)
+    statuses = [(r["layer"], r["implementation"], r["mode"], r["status"]) for r in outcome.records]
+    # The crash costs one measurement; a fresh worker measures the rest, the crash case's
+    # other measurements included (and they crash in turn).
+    assert len(statuses) == 12
+    crashed = [r for r in outcome.records if r["layer"] == "Crash"]
+    assert all(r["status"] == "error" for r in crashed)
+    assert "exit code 3" in crashed[0]["error"] and "fake crash" in crashed[0]["error"]
+    assert all(r["status"] == "ok" for r in outcome.records if r["layer"] == "Dense")
+
+
+def test_a_hanging_case_times_out(tmp_path, fake_worker):
+    outcome = run_fake([case("Hang", modes=("predict",)), case("Dense", modes=("predict",))],
+                       fake_worker, timeout=1.0, tmp_path=tmp_path)
+    by_layer = {(r["layer"], r["implementation"]): r for r in outcome.records}
+    assert by_layer[("Hang", "keraslayers")]["status"] == "timeout"
+    assert "no result after 1 s" in by_layer[("Hang", "keraslayers")]["error"]
+    assert by_layer[("Dense", "keraslayers")]["status"] == "ok"
+
+
+def test_a_worker_that_breaks_before_it_is_ready_fails_its_backend(tmp_path, fake_worker,
+                                                                   monkeypatch):
+    monkeypatch.setenv("FAKE_BROKEN", "1")
+    outcome = run_fake([case()], fake_worker, tmp_path=tmp_path)
+    assert outcome.records and all(r["status"] == "error" for r in outcome.records)
+    assert "fake broken install" in outcome.records[0]["error"]
+
+
+def test_a_missing_worker_executable_is_an_error_record(tmp_path):
+    outcome = run_fake([case(modes=("predict",))], ["/nonexistent/python"], tmp_path=tmp_path)
+    assert all("could not start" in r["error"] for r in outcome.records)
+
+
+def test_workers_get_the_same_thread_settings_for_every_backend():
+    settings = Settings(threads=3)
+    envs = [orchestrator.worker_environment(b, settings) for b in ("jax", "torch")]
+    assert envs[0]["OMP_NUM_THREADS"] == envs[1]["OMP_NUM_THREADS"] == "3"
+    assert envs[0]["KERAS_BACKEND"] == "jax" and envs[1]["KERAS_BACKEND"] == "torch"
+
+
+# Files
+
+
+def test_files_hold_the_records_and_environment(tmp_path, fake_worker):
+    outcome = run_fake([case()], fake_worker, backends=("jax", "torch"), tmp_path=tmp_path)
+    names = {path.name for path in tmp_path.iterdir()}
+    assert {"results.json", "results.csv", "results.jsonl", "report.md", "report.html",
+            "throughput.png", "baseline_ratio.png"} <= names
+    assert not [name for name in names if name.endswith(".tmp")]
+    document = load_results(tmp_path / "results.json")
+    assert document["environment"]["machine_peak_gflops"] == {"cpu:0": 100.0}
+    assert document["environment"]["interrupted"] is False
+    required = {"layer", "implementation", "backend", "device", "dtype", "mode", "batch_size",
+                "input_shape", "throughput", "latency_ms", "first_call_s", "gflops",
+                "peak_fraction", "peak_memory_mb", "status", "error"}
+    assert len(document["results"]) == len(outcome.records) == 8
+    for record in document["results"]:
+        assert required <= set(record)
+        assert set(record["latency_ms"]) >= {"median", "p25", "p75"}
+        # Dense(4) on 8 inputs, batch 2: 2*2*8*4 + 2*4 = 136 FLOPs forward, in 2 ms.
+        flops = 136 * (3 if record["mode"] == "train" else 1)
+        assert record["gflops"] == pytest.approx(flops / 2e-3 / 1e9)
+        assert record["peak_fraction"] == pytest.approx(record["gflops"] / 100.0)
+    header = (tmp_path / "results.csv").read_text().splitlines()[0]
+    assert header.split(",") == list(CSV_COLUMNS)
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 8
+    report = (tmp_path / "report.md").read_text()
+    assert "Dense(units=4) on 8" in report and "jax 1.00x" in report
+
+
+def test_report_renders_a_saved_run(tmp_path, fake_worker):
+    run_fake([case()], fake_worker, tmp_path=tmp_path)
+    (tmp_path / "report.md").unlink()
+    result = invoke("report", str(tmp_path / "results.json"))
+    assert result.exit_code == 0
+    assert "Dense(units=4) on 8" in result.output
+    assert (tmp_path / "report.md").exists()
+
+
+INTERRUPTED_RUN = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from klayers import benchmark, suites
+    from klayers.orchestrator import Settings
+    cases = [suites.Case(name, {"units": 4}, (8,), batch_sizes=(2,), keras_name="Dense")
+             for name in ("Dense", "Hang")]
+    report = {"backend": "jax", "status": "ok", "devices": [{"name": "cpu:0", "kind": "cpu"}]}
+    plans, _ = benchmark.plan(cases, [report], (), ("keras",))
+    outcome = benchmark.run_benchmark(plans, Settings(timeout=600), Path(sys.argv[1]),
+                                      {"suite": "test"}, command=sys.argv[2:])
+    sys.exit(130 if outcome.interrupted else 0)
+""")
+
+
+def test_an_interrupted_run_keeps_what_it_measured(tmp_path, fake_worker):
+    script = tmp_path / "run.py"
+    script.write_text(INTERRUPTED_RUN)
+    output = tmp_path / "out"
+    run = subprocess.Popen([sys.executable, str(script), str(output), *fake_worker])
+    log = output / "results.jsonl"
+    deadline = time.monotonic() + 30
+    # Dense gives 4 records, then the Hang case hangs: interrupt it there.
+    while time.monotonic() < deadline and not (
+        log.exists() and len(log.read_text().splitlines()) >= 4
+    ):
+        time.sleep(0.05)
+    os.kill(run.pid, signal.SIGINT)
+    assert run.wait(timeout=60) == 130
+    document = json.loads((output / "results.json").read_text())
+    assert document["environment"]["interrupted"] is True
+    assert len(document["results"]) == 4
+    assert all(record["layer"] == "Dense" for record in document["results"])
+    assert not [path for path in output.iterdir() if path.name.endswith(".tmp")]
+
+
+# compare
+
+
+def save_run(path, medians, statuses=None):
+    records = []
+    for number, median in enumerate(medians):
+        records.append({"case": f"case {number}", "layer": "Dense", "implementation": "keraslayers",
+                        "backend": "jax", "device": "cpu:0", "dtype": "float32",
+                        "mode": "predict", "batch_size": 32,
+                        "status": (statuses or {}).get(number, "ok"),
+                        "latency_ms": {"median": median, "p25": median, "p75": median,
+                                       "iqr": 0.0}})
+    path.write_text(json.dumps({"environment": {}, "results": records}))
+    return str(path)
+
+
+def test_compare_exit_code_follows_the_threshold(tmp_path):
+    base = save_run(tmp_path / "base.json", [1.0, 1.0])
+    same = save_run(tmp_path / "same.json", [1.05, 0.5])
+    slower = save_run(tmp_path / "slower.json", [1.0, 1.2])
+    assert invoke("compare", base, same).exit_code == 0
+    result = invoke("compare", base, slower)
+    assert result.exit_code == 1
+    assert "slower" in result.output and "+20.0%" in result.output
+    assert invoke("compare", base, slower, "--threshold", "0.5").exit_code == 0
+
+
+def test_compare_counts_a_newly_failing_case_as_a_regression(tmp_path):
+    base = save_run(tmp_path / "base.json", [1.0])
+    failed = save_run(tmp_path / "failed.json", [1.0], statuses={0: "error"})
+    assert invoke("compare", base, failed).exit_code == 1
+    assert invoke("compare", failed, base).exit_code == 0
+
+
+def test_compare_rejects_a_file_that_is_not_results(tmp_path):
+    other = tmp_path / "other.json"
+    other.write_text("[1, 2]")
+    result = invoke("compare", str(other), str(other))
+    assert result.exit_code == 2 and "not a klayers results.json" in result.output
+
+
+# One real run
+
+
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "jax",
+                    reason="one real end-to-end run is enough: it runs in the jax test process")
+def test_real_tiny_bench_run(tmp_path):
+    suite = write(tmp_path, """
+        cases:
+          - layer: Dense
+            config: {units: 8}
+            input_shape: [16]
+            batch_sizes: [4]
+    """)
+    output = tmp_path / "out"
+    completed = subprocess.run(
+        [sys.executable, "-m", "klayers", "bench", "--suite", suite, "--backend", "jax",
+         "--min-time", "0.01", "--min-rounds", "3", "--output", str(output)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    document = load_results(output / "results.json")
+    assert document["environment"]["peak_gflops"]["jax"]["cpu:0"] > 0
+    records = document["results"]
+    assert {(r["implementation"], r["mode"]) for r in records} == {
+        ("keraslayers", "predict"), ("keraslayers", "train"), ("keras", "predict"),
+        ("keras", "train")}
+    for record in records:
+        assert record["status"] == "ok", record["error"]
+        assert record["backend"] == "jax" and record["device"] == "cpu:0"
+        assert record["throughput"] > 0 and record["latency_ms"]["median"] > 0
+        assert record["rounds"] >= 3 and record["first_call_s"] > 0
+        assert record["gflops"] > 0
+    for name in ("results.csv", "report.md", "report.html", "throughput.png"):
+        assert (output / name).stat().st_size > 0

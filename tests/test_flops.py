@@ -1,0 +1,97 @@
+"""Analytic FLOP counts (klayers.flops) against figures worked out by hand."""
+
+import pytest
+
+from klayers.flops import forward_flops, step_flops
+
+
+def test_dense_is_two_flops_per_multiply_add_plus_the_bias():
+    # 8 samples, 16 inputs, 4 units: 8*16*4 multiply-adds, 8*4 bias adds.
+    assert forward_flops("Dense", {"units": 4}, (16,), 8) == 2 * 8 * 16 * 4 + 8 * 4 == 1056
+    assert forward_flops("Dense", {"units": 4, "use_bias": False}, (16,), 8) == 1024
+
+
+def test_dense_on_a_sequence_counts_every_position():
+    assert forward_flops("Dense", {"units": 3}, (5, 2), 1) == 5 * (2 * 2 * 3 + 3)
+
+
+def test_training_step_is_three_forward_passes():
+    assert step_flops("Dense", {"units": 4}, (16,), 8, "train") == 3 * 1056
+    assert step_flops("Dense", {"units": 4}, (16,), 8, "predict") == 1056
+
+
+def test_conv2d_valid_and_same():
+    # 32x32x3 input, 16 filters of 3x3, valid: 30x30 outputs, each 3*3*3 multiply-adds per filter.
+    config = {"filters": 16, "kernel_size": 3}
+    outputs = 2 * 30 * 30
+    assert forward_flops("Conv2D", config, (32, 32, 3), 2) == (
+        2 * outputs * 16 * 27 + outputs * 16)
+    # same padding, stride 2: ceil(32 / 2) = 16 per side.
+    strided = {**config, "strides": 2, "padding": "same", "use_bias": False}
+    assert forward_flops("Conv2D", strided, (32, 32, 3), 1) == 2 * 16 * 16 * 16 * 27
+
+
+def test_conv2d_groups_and_channels_first():
+    config = {"filters": 8, "kernel_size": 1, "groups": 2, "data_format": "channels_first",
+              "use_bias": False}
+    # 4 channels in 2 groups: each output channel sees 2 inputs; 5x5 positions.
+    assert forward_flops("Conv2D", config, (4, 5, 5), 1) == 2 * 25 * 8 * 2
+
+
+def test_conv1d_dilated_valid():
+    config = {"filters": 2, "kernel_size": 3, "dilation_rate": 2, "use_bias": False}
+    # length 10, span (3 - 1) * 2 + 1 = 5: 6 outputs.
+    assert forward_flops("Conv1D", config, (10, 4), 1) == 2 * 6 * 2 * 4 * 3
+
+
+def test_depthwise_and_separable():
+    depthwise = {"kernel_size": 3, "depth_multiplier": 2, "padding": "same", "use_bias": False}
+    assert forward_flops("DepthwiseConv2D", depthwise, (8, 8, 3), 1) == 2 * 64 * 6 * 9
+    separable = {"filters": 4, "kernel_size": 3, "depth_multiplier": 1, "use_bias": False}
+    # valid: 6x6 outputs; depthwise 3 channels x 9, then pointwise 3 -> 4.
+    assert forward_flops("SeparableConv2D", separable, (8, 8, 3), 1) == (
+        2 * 36 * 3 * 9 + 2 * 36 * 3 * 4)
+
+
+def test_conv_transpose_scatters_a_kernel_per_input_position():
+    config = {"filters": 4, "kernel_size": 3, "strides": 2}
+    assert forward_flops("Conv2DTranspose", config, (5, 5, 3), 2) == 2 * 2 * 25 * 3 * 4 * 9
+
+
+def test_pooling_counts_one_operation_per_window_element():
+    # 8x8x3, 2x2 windows, stride 2: 4x4 outputs of 4 elements.
+    assert forward_flops("MaxPooling2D", {"pool_size": 2}, (8, 8, 3), 1) == 16 * 3 * 4
+    assert forward_flops("GlobalAveragePooling1D", {}, (6, 4), 2) == 48
+
+
+def test_lstm_four_gates_per_step():
+    # 10 steps, 8 features, 16 units, batch 2: per step 2 * 2 * (8 + 16) * 64 + 2 * 64.
+    per_step = 2 * 2 * 24 * 64 + 2 * 64
+    assert forward_flops("LSTM", {"units": 16}, (10, 8), 2) == 10 * per_step
+    assert forward_flops("GRU", {"units": 16}, (10, 8), 2) == 10 * (2 * 2 * 24 * 48 + 2 * 48)
+
+
+def test_multi_head_attention_projections_and_scores():
+    # batch 1, 4 targets and 6 sources of width 8; 2 heads of size 3.
+    config = {"num_heads": 2, "key_dim": 3}
+    projections = 2 * 2 * (4 * 8 * 3 + 6 * 8 * 3 + 6 * 8 * 3 + 4 * 3 * 8)
+    scores_and_sum = 2 * 2 * 4 * 6 * (3 + 3)
+    assert forward_flops("MultiHeadAttention", config, [(4, 8), (6, 8)], 1) == (
+        projections + scores_and_sum)
+
+
+def test_normalizations_per_element():
+    assert forward_flops("LayerNormalization", {}, (6, 8), 4) == 8 * 4 * 48
+    assert forward_flops("RMSNormalization", {}, (6, 8), 4) == 4 * 4 * 48
+
+
+def test_residual_around_a_dense_with_projection():
+    inner = {"class_name": "Dense", "config": {"units": 12}}
+    rows = 4
+    dense = 2 * rows * 8 * 12 + rows * 12
+    assert forward_flops("Residual", {"layer": inner}, (8,), 4) == dense + dense + rows * 12
+
+
+@pytest.mark.parametrize("layer", ["Embedding", "Dropout", "Activation", "NoSuchLayer"])
+def test_layers_without_meaningful_flops_give_none(layer):
+    assert step_flops(layer, {"input_dim": 10, "output_dim": 4, "rate": 0.5}, (6,), 2) is None
