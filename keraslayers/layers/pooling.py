@@ -1,0 +1,565 @@
+"""Pooling layers: windowed and global max and average pooling over 1, 2 or 3 spatial axes.
+
+Windowed pooling shares `_Pooling` (the six layers only name their rank and reduction);
+global pooling shares `_GlobalPooling`. Output sizes come from `conv_arithmetic`, so pooling
+and convolution agree on "valid" and "same".
+
+Performance: max pooling is `ops.max_pool`, which on the torch backend is reported about
+20 times slower than on JAX (GUIDE.md section 4). This module keeps the plain formulation;
+a faster one belongs to the performance work.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keraslayers.layers.conv_arithmetic import (
+    check_window_fits,
+    conv_output_length,
+    normalize_data_format,
+    normalize_padding,
+    normalize_tuple,
+    same_padding,
+    same_window_counts,
+)
+from keraslayers.layers.validation import describe
+
+_SPATIAL_AXES_NAMES = {1: ("steps",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+_REDUCTIONS = {"max": ops.max, "average": ops.mean}
+
+
+def _layout(spatial_rank: int, data_format: str) -> str:
+    """`(batch, height, width, channels)`: the axes an input must have, for error messages."""
+    spatial = _SPATIAL_AXES_NAMES[spatial_rank]
+    axes = ("channels", *spatial) if data_format == "channels_first" else (*spatial, "channels")
+    return f"({', '.join(('batch', *axes))})"
+
+
+def _spatial_shape(layer, input_shape, spatial_rank: int, data_format: str) -> tuple:
+    """The spatial sizes of `input_shape` (None where unknown), after checking its rank."""
+    if len(input_shape) != spatial_rank + 2:
+        raise ValueError(
+            f"{describe(layer)}: expected an input of rank {spatial_rank + 2}, "
+            f"{_layout(spatial_rank, data_format)} with data_format={data_format!r}, "
+            f"received an input of shape {tuple(input_shape)} (rank {len(input_shape)})."
+        )
+    spatial = input_shape[1:-1] if data_format == "channels_last" else input_shape[2:]
+    return tuple(spatial)
+
+
+class _Pooling(keras.layers.Layer):
+    """Max or average over windows sliding along the spatial axes (the six pooling layers).
+
+    Subclasses set `spatial_rank` (1, 2 or 3) and `reduction` ("max" or "average").
+    """
+
+    spatial_rank: int
+    reduction: str
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        rank = self.spatial_rank
+        self.pool_size = normalize_tuple(self, pool_size, rank, "pool_size")
+        self.strides = (
+            self.pool_size if strides is None else normalize_tuple(self, strides, rank, "strides")
+        )
+        self.padding = normalize_padding(self, padding)
+        self.data_format = normalize_data_format(self, data_format)
+        self.built = True
+
+    def _checked_spatial_shape(self, input_shape) -> tuple:
+        spatial = _spatial_shape(self, input_shape, self.spatial_rank, self.data_format)
+        check_window_fits(self, spatial, self.pool_size, self.padding, what="pool window")
+        return spatial
+
+    def call(self, inputs):
+        spatial = self._checked_spatial_shape(inputs.shape)
+        if self.spatial_rank == 3 and ops.dtype(inputs) in ("float16", "bfloat16"):
+            # TensorFlow's CPU kernels lack float16 MaxPool3D and AvgPool3D, torch's CPU
+            # lacks 16-bit avg_pool3d: pool in float32 (exact for the max, no worse for the
+            # mean) and cast back.
+            pooled = self._pool(ops.cast(inputs, "float32"), spatial)
+            return ops.cast(pooled, inputs.dtype)
+        return self._pool(inputs, spatial)
+
+    def _pool(self, inputs, spatial):
+        pooling = {"pool_size": self.pool_size, "strides": self.strides,
+                   "data_format": self.data_format}
+        if self.reduction == "max":
+            return ops.max_pool(inputs, padding=self.padding, **pooling)
+        if self.padding == "same" and None not in spatial:
+            return self._average_excluding_padding(inputs, spatial, pooling)
+        # "valid" windows hold no padding. Sizes are unknown here only while TensorFlow
+        # traces a graph, and TensorFlow's own "same" average excludes the padding.
+        return ops.average_pool(inputs, padding=self.padding, **pooling)
+
+    def _average_excluding_padding(self, inputs, spatial, pooling):
+        """Average pooling with "same" padding: each window's sum over its real entries, over
+        their count.
+
+        Keras's torch backend pads an uneven "same" split by repeating the edge entries,
+        which then count in the average; padding with zeros here and rescaling each window
+        by `pool / count` gives TensorFlow's and JAX's result on every backend.
+        """
+        first = 1 if self.data_format == "channels_last" else 2
+        pad_width = [(0, 0)] * (self.spatial_rank + 2)
+        for axis, (length, window, stride) in enumerate(
+            zip(spatial, self.pool_size, self.strides, strict=True)
+        ):
+            pad_width[first + axis] = same_padding(length, window, stride)
+        # Mean over whole windows, zeros included: the output layout, pooled spatial sizes.
+        outputs = ops.average_pool(ops.pad(inputs, pad_width), padding="valid", **pooling)
+        for axis, (length, window, stride) in enumerate(
+            zip(spatial, self.pool_size, self.strides, strict=True)
+        ):
+            counts = same_window_counts(length, window, stride)
+            if min(counts) == window:
+                continue
+            # (pooled,) reshaped to broadcast along this spatial axis only.
+            shape = [1] * (self.spatial_rank + 2)
+            shape[first + axis] = len(counts)
+            scale = ops.convert_to_tensor([window / count for count in counts], outputs.dtype)
+            outputs = outputs * ops.reshape(scale, shape)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        spatial = self._checked_spatial_shape(input_shape)
+        pooled = tuple(
+            conv_output_length(length, window, self.padding, stride)
+            for length, window, stride in zip(spatial, self.pool_size, self.strides, strict=True)
+        )
+        if self.data_format == "channels_last":
+            return (input_shape[0], *pooled, input_shape[-1])
+        return (input_shape[0], input_shape[1], *pooled)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pool_size": self.pool_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class MaxPooling1D(_Pooling):
+    """Max pooling over windows sliding along the steps axis.
+
+    `y[b, i, c] = max(x[b, i * stride + j, c] for j in range(pool_size))` over the real
+    entries of each window. "valid" keeps windows that fit: `(steps - pool_size) // stride
+    + 1` outputs; "same" pads evenly (the extra step after) to `ceil(steps / stride)` outputs.
+    Drop-in for `keras.layers.MaxPooling1D`.
+
+    Args:
+        pool_size: positive integer (or a tuple of one), the window length.
+        strides: positive integer (or a tuple of one), the step between windows; None
+            means `pool_size`.
+        padding: "valid" or "same" (case-insensitive).
+        data_format: "channels_last" (`(batch, steps, channels)`) or "channels_first"
+            (`(batch, channels, steps)`); None means Keras's `image_data_format`.
+
+    Input shape:
+        `(batch, steps, channels)`, or `(batch, channels, steps)` for channels_first.
+
+    Output shape:
+        `(batch, pooled_steps, channels)`, or `(batch, channels, pooled_steps)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> x = np.array([[[1.0], [3.0], [2.0], [5.0], [4.0]]], "float32")
+        >>> kl.MaxPooling1D(2)(x)[0, :, 0].tolist()
+        [3.0, 5.0]
+    """
+
+    spatial_rank = 1
+    reduction = "max"
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class MaxPooling2D(_Pooling):
+    """Max pooling over windows sliding along height and width.
+
+    `y[b, i, j, c] = max(x[b, i * sh + p, j * sw + q, c] for p < ph, q < pw)` over the real
+    entries of each window. Along each axis "valid" keeps windows that fit,
+    `(size - pool) // stride + 1`; "same" pads evenly (the extra row or column after) to
+    `ceil(size / stride)`. Drop-in for `keras.layers.MaxPooling2D`.
+
+    Args:
+        pool_size: positive integer or tuple of 2, the window `(ph, pw)`.
+        strides: positive integer or tuple of 2, the steps `(sh, sw)`; None means `pool_size`.
+        padding: "valid" or "same" (case-insensitive).
+        data_format: "channels_last" or "channels_first"; None means Keras's
+            `image_data_format`.
+
+    Input shape:
+        `(batch, height, width, channels)`, or `(batch, channels, height, width)`.
+
+    Output shape:
+        `(batch, pooled_height, pooled_width, channels)`, or channels first.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> x = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
+        >>> kl.MaxPooling2D(2)(x)[0, :, :, 0].tolist()
+        [[5.0, 7.0], [13.0, 15.0]]
+    """
+
+    spatial_rank = 2
+    reduction = "max"
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class MaxPooling3D(_Pooling):
+    """Max pooling over windows sliding along depth, height and width.
+
+    The maximum over each `pool_size` window of the real entries; along each axis "valid"
+    keeps windows that fit, `(size - pool) // stride + 1`, and "same" pads evenly (the extra
+    one after) to `ceil(size / stride)`. Drop-in for `keras.layers.MaxPooling3D`.
+
+    Args:
+        pool_size: positive integer or tuple of 3, the window.
+        strides: positive integer or tuple of 3, the steps; None means `pool_size`.
+        padding: "valid" or "same" (case-insensitive).
+        data_format: "channels_last" or "channels_first"; None means Keras's
+            `image_data_format`.
+
+    Input shape:
+        `(batch, depth, height, width, channels)`, or `(batch, channels, depth, height, width)`.
+
+    Output shape:
+        `(batch, pooled_depth, pooled_height, pooled_width, channels)`, or channels first.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.MaxPooling3D(2)(np.ones((1, 4, 4, 4, 3), "float32")).shape
+        (1, 2, 2, 2, 3)
+    """
+
+    spatial_rank = 3
+    reduction = "max"
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class AveragePooling1D(_Pooling):
+    """Average pooling over windows sliding along the steps axis.
+
+    `y[b, i, c] = mean(x[b, i * stride + j, c] for j in range(pool_size))`, where with
+    "same" padding the mean is over the real (unpadded) entries only, as in Keras.
+    "valid" gives `(steps - pool_size) // stride + 1` outputs, "same" `ceil(steps / stride)`.
+    Drop-in for `keras.layers.AveragePooling1D` (whose `pool_size` has no default).
+
+    Args:
+        pool_size: positive integer (or a tuple of one), the window length.
+        strides: positive integer (or a tuple of one), the step between windows; None
+            means `pool_size`.
+        padding: "valid" or "same" (case-insensitive).
+        data_format: "channels_last" (`(batch, steps, channels)`) or "channels_first"
+            (`(batch, channels, steps)`); None means Keras's `image_data_format`.
+
+    Input shape:
+        `(batch, steps, channels)`, or `(batch, channels, steps)` for channels_first.
+
+    Output shape:
+        `(batch, pooled_steps, channels)`, or `(batch, channels, pooled_steps)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> x = np.array([[[1.0], [3.0], [2.0]]], "float32")
+        >>> kl.AveragePooling1D(2, padding="same")(x)[0, :, 0].tolist()
+        [2.0, 2.0]
+    """
+
+    spatial_rank = 1
+    reduction = "average"
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class AveragePooling2D(_Pooling):
+    """Average pooling over windows sliding along height and width.
+
+    `y[b, i, j, c] = mean(x[b, i * sh + p, j * sw + q, c] for p < ph, q < pw)`, where with
+    "same" padding the mean is over the real (unpadded) entries only, as in Keras. Along
+    each axis "valid" gives `(size - pool) // stride + 1`, "same" `ceil(size / stride)`.
+    Drop-in for `keras.layers.AveragePooling2D` (whose `pool_size` has no default).
+
+    Args:
+        pool_size: positive integer or tuple of 2, the window `(ph, pw)`.
+        strides: positive integer or tuple of 2, the steps `(sh, sw)`; None means `pool_size`.
+        padding: "valid" or "same" (case-insensitive).
+        data_format: "channels_last" or "channels_first"; None means Keras's
+            `image_data_format`.
+
+    Input shape:
+        `(batch, height, width, channels)`, or `(batch, channels, height, width)`.
+
+    Output shape:
+        `(batch, pooled_height, pooled_width, channels)`, or channels first.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> x = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
+        >>> kl.AveragePooling2D(2)(x)[0, :, :, 0].tolist()
+        [[2.5, 4.5], [10.5, 12.5]]
+    """
+
+    spatial_rank = 2
+    reduction = "average"
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class AveragePooling3D(_Pooling):
+    """Average pooling over windows sliding along depth, height and width.
+
+    The mean over each `pool_size` window, over the real (unpadded) entries only with "same"
+    padding, as in Keras. Along each axis "valid" gives `(size - pool) // stride + 1`
+    outputs, "same" `ceil(size / stride)`. Drop-in for `keras.layers.AveragePooling3D`
+    (whose `pool_size` has no default).
+
+    Args:
+        pool_size: positive integer or tuple of 3, the window.
+        strides: positive integer or tuple of 3, the steps; None means `pool_size`.
+        padding: "valid" or "same" (case-insensitive).
+        data_format: "channels_last" or "channels_first"; None means Keras's
+            `image_data_format`.
+
+    Input shape:
+        `(batch, depth, height, width, channels)`, or `(batch, channels, depth, height, width)`.
+
+    Output shape:
+        `(batch, pooled_depth, pooled_height, pooled_width, channels)`, or channels first.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.AveragePooling3D(2, padding="same")(np.ones((1, 3, 3, 3, 2), "float32")).shape
+        (1, 2, 2, 2, 2)
+    """
+
+    spatial_rank = 3
+    reduction = "average"
+
+
+class _GlobalPooling(keras.layers.Layer):
+    """Max or average over all spatial axes at once (the six global pooling layers).
+
+    Subclasses set `spatial_rank` (1, 2 or 3) and `reduction` ("max" or "average").
+    """
+
+    spatial_rank: int
+    reduction: str
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = normalize_data_format(self, data_format)
+        self.keepdims = bool(keepdims)
+        self.built = True
+
+    def _spatial_axes(self) -> tuple[int, ...]:
+        first = 1 if self.data_format == "channels_last" else 2
+        return tuple(range(first, first + self.spatial_rank))
+
+    def call(self, inputs):
+        _spatial_shape(self, inputs.shape, self.spatial_rank, self.data_format)
+        reduce = _REDUCTIONS[self.reduction]
+        return reduce(inputs, axis=self._spatial_axes(), keepdims=self.keepdims)
+
+    def compute_output_shape(self, input_shape):
+        _spatial_shape(self, input_shape, self.spatial_rank, self.data_format)
+        kept = (1,) * self.spatial_rank if self.keepdims else ()
+        if self.data_format == "channels_last":
+            return (input_shape[0], *kept, input_shape[-1])
+        return (input_shape[0], input_shape[1], *kept)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format,
+                "keepdims": self.keepdims}
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class GlobalMaxPooling1D(_GlobalPooling):
+    """Maximum over the steps axis: `y[b, c] = max_t x[b, t, c]`.
+
+    Drop-in for `keras.layers.GlobalMaxPooling1D`. An incoming mask is dropped, as in Keras.
+
+    Args:
+        data_format: "channels_last" (`(batch, steps, channels)`) or "channels_first"
+            (`(batch, channels, steps)`); None means Keras's `image_data_format`.
+        keepdims: keep the steps axis with size 1.
+
+    Input shape:
+        `(batch, steps, channels)`, or `(batch, channels, steps)` for channels_first.
+
+    Output shape:
+        `(batch, channels)`; with keepdims `(batch, 1, channels)` or `(batch, channels, 1)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.GlobalMaxPooling1D()(np.array([[[1.0, 4.0], [3.0, 2.0]]], "float32")).tolist()
+        [[3.0, 4.0]]
+    """
+
+    spatial_rank = 1
+    reduction = "max"
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class GlobalMaxPooling2D(_GlobalPooling):
+    """Maximum over height and width: `y[b, c] = max_{h, w} x[b, h, w, c]`.
+
+    Drop-in for `keras.layers.GlobalMaxPooling2D`.
+
+    Args:
+        data_format: "channels_last" or "channels_first"; None means Keras's
+            `image_data_format`.
+        keepdims: keep the spatial axes with size 1.
+
+    Input shape:
+        `(batch, height, width, channels)`, or `(batch, channels, height, width)`.
+
+    Output shape:
+        `(batch, channels)`; with keepdims `(batch, 1, 1, channels)` or `(batch, channels, 1, 1)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.GlobalMaxPooling2D(keepdims=True)(np.ones((2, 5, 4, 3), "float32")).shape
+        (2, 1, 1, 3)
+    """
+
+    spatial_rank = 2
+    reduction = "max"
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class GlobalMaxPooling3D(_GlobalPooling):
+    """Maximum over depth, height and width: `y[b, c] = max_{d, h, w} x[b, d, h, w, c]`.
+
+    Drop-in for `keras.layers.GlobalMaxPooling3D`.
+
+    Args:
+        data_format: "channels_last" or "channels_first"; None means Keras's
+            `image_data_format`.
+        keepdims: keep the spatial axes with size 1.
+
+    Input shape:
+        `(batch, depth, height, width, channels)`, or `(batch, channels, depth, height, width)`.
+
+    Output shape:
+        `(batch, channels)`; with keepdims `(batch, 1, 1, 1, channels)` or channels first.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.GlobalMaxPooling3D()(np.ones((2, 3, 4, 5, 6), "float32")).shape
+        (2, 6)
+    """
+
+    spatial_rank = 3
+    reduction = "max"
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class GlobalAveragePooling1D(_GlobalPooling):
+    """Mean over the steps axis, skipping masked steps.
+
+    `y[b, c] = sum_t m[b, t] x[b, t, c] / sum_t m[b, t]`; without a mask, `m` is all ones.
+    A sample whose steps are all masked gives 0 / 0 = NaN, as in Keras. The output carries no
+    mask. Drop-in for `keras.layers.GlobalAveragePooling1D`.
+
+    Args:
+        data_format: "channels_last" (`(batch, steps, channels)`) or "channels_first"
+            (`(batch, channels, steps)`); None means Keras's `image_data_format`.
+        keepdims: keep the steps axis with size 1.
+
+    Call arguments:
+        inputs: the sequence.
+        mask: optional boolean `(batch, steps)`, True for the steps to average (filled in
+            by Keras from an upstream layer such as `Embedding(mask_zero=True)`).
+
+    Input shape:
+        `(batch, steps, channels)`, or `(batch, channels, steps)` for channels_first.
+
+    Output shape:
+        `(batch, channels)`; with keepdims `(batch, 1, channels)` or `(batch, channels, 1)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> x = np.array([[[1.0], [3.0], [8.0]]], "float32")
+        >>> kl.GlobalAveragePooling1D()(x, mask=np.array([[True, True, False]])).tolist()
+        [[2.0]]
+    """
+
+    spatial_rank = 1
+    reduction = "average"
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(data_format=data_format, keepdims=keepdims, **kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return super().call(inputs)
+        _spatial_shape(self, inputs.shape, self.spatial_rank, self.data_format)
+        (steps_axis,) = self._spatial_axes()
+        # (batch, steps) -> (batch, steps, 1) or (batch, 1, steps): broadcast over channels.
+        keep = ops.expand_dims(ops.cast(mask, "bool"), -1 if steps_axis == 1 else 1)
+        total = ops.sum(ops.where(keep, inputs, 0), axis=steps_axis, keepdims=self.keepdims)
+        count = ops.sum(ops.cast(keep, inputs.dtype), axis=steps_axis, keepdims=self.keepdims)
+        return total / count
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class GlobalAveragePooling2D(_GlobalPooling):
+    """Mean over height and width: `y[b, c] = mean_{h, w} x[b, h, w, c]`.
+
+    Drop-in for `keras.layers.GlobalAveragePooling2D`.
+
+    Args:
+        data_format: "channels_last" or "channels_first"; None means Keras's
+            `image_data_format`.
+        keepdims: keep the spatial axes with size 1.
+
+    Input shape:
+        `(batch, height, width, channels)`, or `(batch, channels, height, width)`.
+
+    Output shape:
+        `(batch, channels)`; with keepdims `(batch, 1, 1, channels)` or `(batch, channels, 1, 1)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.GlobalAveragePooling2D()(np.ones((2, 5, 4, 3), "float32")).shape
+        (2, 3)
+    """
+
+    spatial_rank = 2
+    reduction = "average"
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class GlobalAveragePooling3D(_GlobalPooling):
+    """Mean over depth, height and width: `y[b, c] = mean_{d, h, w} x[b, d, h, w, c]`.
+
+    Drop-in for `keras.layers.GlobalAveragePooling3D`.
+
+    Args:
+        data_format: "channels_last" or "channels_first"; None means Keras's
+            `image_data_format`.
+        keepdims: keep the spatial axes with size 1.
+
+    Input shape:
+        `(batch, depth, height, width, channels)`, or `(batch, channels, depth, height, width)`.
+
+    Output shape:
+        `(batch, channels)`; with keepdims `(batch, 1, 1, 1, channels)` or channels first.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.GlobalAveragePooling3D(data_format="channels_first")(
+        ...     np.ones((2, 6, 3, 4, 5), "float32")).shape
+        (2, 6)
+    """
+
+    spatial_rank = 3
+    reduction = "average"
