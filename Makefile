@@ -25,9 +25,10 @@ test: install lint
 		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q $(PYTEST_ARGS) || status=1; \
 	done; exit $$status
 
+# The quick suite on every installed backend; results in benchmarks/results/<date>-<host>/.
 bench: install
 	$(BIN)/klayers info
-	$(BIN)/klayers list
+	$(BIN)/klayers bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -104,7 +104,16 @@ def environment_record(
         "settings": {"min_time_s": settings.min_time, "min_rounds": settings.min_rounds,
                      "timeout_s": settings.timeout, "torch_compile": settings.torch_compile},
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "load_average_start": load_average(),
     }
+
+
+def load_average() -> float | None:
+    """The 1-minute load average: other work on the machine skews every figure of a run."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
 
 def default_output(root: Path = Path("benchmarks/results")) -> Path:
@@ -162,6 +171,7 @@ def run_benchmark(
         "machine_peak_gflops": peak,
         "worker_versions": versions,
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "load_average_end": load_average(),
         "interrupted": interrupted,
     }
     final = with_peak_fractions(records, peak)

@@ -194,7 +194,7 @@ def bench(**options: Any) -> None:
 
     from klayers import benchmark
     from klayers.orchestrator import Settings
-    from klayers.report import case_tables
+    from klayers.report import LEGEND, busy_machine_warning, case_tables
     from klayers.tables import case_table
 
     suite_name, cases, suite_min_time = _cases(options)
@@ -209,8 +209,12 @@ def bench(**options: Any) -> None:
         timeout=options["timeout"],
     )
     console = Console()
-    with console.status("Probing the backends..."):
-        found = environment.environment_info(options["backends"] or environment.BACKENDS)
+    try:
+        with console.status("Probing the backends..."):
+            found = environment.environment_info(options["backends"] or environment.BACKENDS)
+    except KeyboardInterrupt:
+        console.print("[yellow]Interrupted before anything was measured.[/]")
+        raise SystemExit(130) from None
     plans, skipped = benchmark.plan(cases, found["backends"], options["devices"],
                                     options["baselines"])
     for line in skipped:
@@ -242,6 +246,10 @@ def bench(**options: Any) -> None:
                                           on_record=on_record)
     for table in case_tables(outcome.records):
         console.print(case_table(table))
+    console.print(f"[dim]{escape(LEGEND)}[/]")
+    warning = busy_machine_warning(outcome.environment)
+    if warning:
+        console.print(f"[yellow]Warning: {escape(warning)}[/]")
     failed = sum(record["status"] not in ("ok", "skipped") for record in outcome.records)
     console.print(f"{len(outcome.records)} record(s), {failed} failed; written to {output}/ "
                   "(results.json, results.csv, results.jsonl, report.md, report.html)")

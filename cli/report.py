@@ -14,6 +14,13 @@ from typing import Any
 from klayers.results import Row, rows_by_case, write_atomic
 
 BACKEND_ORDER = ("jax", "tensorflow", "torch")
+LEGEND = (
+    "Each cell: throughput (samples/s); median step latency ± IQR as a % of it; achieved "
+    "GFLOP/s (and its fraction of the machine's peak); first call (tracing, compiling) and "
+    "peak memory growth. Bold: the fastest backend. `relative`: throughput over the fastest "
+    "backend's. `vs keras` / `vs native`: how many times faster ours ran than that baseline on "
+    "the same backend (above 1: ours is faster), ± its spread."
+)
 CHARTS = {"throughput": "throughput.png", "baseline_ratio": "baseline_ratio.png"}
 
 
@@ -82,9 +89,8 @@ def _table_row(row: Row, backends: list[str], baselines: list[str], failures: li
             lines = [format_throughput(record["throughput"]), format_latency(record["latency_ms"])]
             if record.get("gflops"):
                 peak = record.get("peak_fraction")
-                lines.append(f"{record['gflops']:.3g} GFLOP/s"
-                             + (f", {peak:.0%} of peak" if peak else ""))
-            lines.append(f"first call {record['first_call_s'] * 1e3:.3g} ms"
+                lines.append(f"{record['gflops']:.3g} GFLOP/s" + (f" ({peak:.0%})" if peak else ""))
+            lines.append(f"1st {record['first_call_s'] * 1e3:.3g} ms"
                          + (f", +{record['peak_memory_mb']:.3g} MB"
                             if record.get("peak_memory_mb") is not None else ""))
             cells.append(Cell(lines, fastest=relative.get(backend) == 1.0 and len(relative) > 1,
@@ -133,12 +139,33 @@ def environment_lines(environment: dict[str, Any]) -> list[str]:
         f"Peak float32 matmul GFLOP/s: {peak_text or '-'}; machine peak (best backend): "
         f"{best or '-'}",
     ]
+    loads = [environment.get(key) for key in ("load_average_start", "load_average_end")]
+    if any(load is not None for load in loads):
+        lines.append("Load average at start and end: " + ", ".join(
+            f"{load:.1f}" if load is not None else "-" for load in loads))
+    warning = busy_machine_warning(environment)
+    if warning:
+        lines.append(f"Warning: {warning}")
     settings = environment.get("settings") or {}
     if settings:
         lines.append(f"Timed rounds: at least {settings.get('min_time_s')} s and "
                      f"{settings.get('min_rounds')} steps after warm-up; latency is the median "
                      f"per step, ± the interquartile range as a % of it")
     return lines
+
+
+def busy_machine_warning(environment: dict[str, Any]) -> str | None:
+    """A warning when other processes kept the cores busy while the run measured."""
+    cores = environment.get("usable_cores") or 1
+    loads = [environment.get(key) for key in ("load_average_start", "load_average_end")]
+    busiest = max((load for load in loads if load is not None), default=0.0)
+    # The run itself keeps about one core busy; more than half the others busy is a warning.
+    if busiest > 1 + max(cores - 1, 1) / 2:
+        return (f"the machine was busy (load average {busiest:.1f} on {cores} cores): other "
+                "processes competed for the cores, so these figures are noisy; threaded "
+                "runtimes (OpenMP in torch) suffer most. Quote ratios, and re-run on an idle "
+                "machine (or with --threads 1) before trusting them.")
+    return None
 
 
 def markdown(environment: dict[str, Any], tables: list[CaseTable], charts: list[str]) -> str:
@@ -154,9 +181,7 @@ def markdown(environment: dict[str, Any], tables: list[CaseTable], charts: list[
             out.append("| " + " | ".join(_markdown_cell(cell) for cell in row) + " |")
         if table.failures:
             out += [""] + [f"- failed: {failure}" for failure in table.failures]
-    out += ["", "Bold: the fastest backend. `relative`: throughput over the fastest backend's. "
-            "`vs keras` / `vs native`: how many times faster ours ran than the baseline on the "
-            "same backend (above 1: ours is faster).", ""]
+    out += ["", LEGEND, ""]
     return "\n".join(out)
 
 
@@ -194,7 +219,7 @@ def html_page(environment: dict[str, Any], tables: list[CaseTable], charts: list
         if table.failures:
             parts.append("<ul>" + "".join(f"<li class='failed'>{html.escape(failure)}</li>"
                                           for failure in table.failures) + "</ul>")
-    parts.append("</body></html>\n")
+    parts.append(f"<p>{html.escape(LEGEND)}</p></body></html>\n")
     return "\n".join(parts)
 
 
@@ -235,7 +260,7 @@ def _ok_value(record: dict | None, key: str) -> float | None:
 
 def _bar_chart(pyplot, rows: list[tuple[str, Row]], series: dict[str, list], xlabel: str,
                title: str):
-    labels = [f"{case[:48]} | {row.mode} b{row.batch_size} {row.dtype}" for case, row in rows]
+    labels = [f"{case[:64]} | {row.mode} b{row.batch_size} {row.dtype}" for case, row in rows]
     height = 0.8 / max(len(series), 1)
     figure, axes = pyplot.subplots(figsize=(11, 1.2 + 0.28 * len(rows) * max(len(series), 2)))
     for number, (name, values) in enumerate(series.items()):

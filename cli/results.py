@@ -89,12 +89,12 @@ def with_peak_fractions(
 
 
 class RecordLog:
-    """results.jsonl: one JSON line per record, flushed as each arrives."""
+    """results.jsonl: one JSON line per record, written through to disk as each arrives."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a", encoding="utf-8")
+        self._file = path.open("w", encoding="utf-8")  # one run's log, not the last one's too
 
     def append(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record) + "\n")

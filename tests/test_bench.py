@@ -350,6 +350,15 @@ def test_compare_rejects_a_file_that_is_not_results(tmp_path):
     assert result.exit_code == 2 and "not a klayers results.json" in result.output
 
 
+def test_a_busy_machine_is_flagged():
+    from klayers.report import busy_machine_warning
+
+    assert busy_machine_warning({"usable_cores": 2, "load_average_start": 7.0}) is not None
+    assert busy_machine_warning({"usable_cores": 2, "load_average_start": 0.5,
+                                 "load_average_end": 1.2}) is None
+    assert busy_machine_warning({}) is None
+
+
 # One real run
 
 
@@ -384,3 +393,4 @@ def test_real_tiny_bench_run(tmp_path):
         assert record["gflops"] > 0
     for name in ("results.csv", "report.md", "report.html", "throughput.png"):
         assert (output / name).stat().st_size > 0
+
