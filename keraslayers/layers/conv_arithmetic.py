@@ -82,6 +82,20 @@ def deconv_output_length(length, window, padding, stride, output_padding=None, d
     return (length - 1) * stride + span % 2 + output_padding
 
 
+def deconv_crop(window, padding, stride, output_padding=None, dilation=1) -> tuple[int, int]:
+    """(before, after): how much of the full transposed convolution Keras's output drops.
+
+    The full transposed convolution of `length` inputs spans `(length - 1) * stride + span`
+    outputs; `deconv_output_length` keeps all but `before` at the start and `after` at the end
+    (a negative `after` appends that many zeros). "same" crops as the forward convolution it
+    is the transpose of pads: the smaller half before. Neither depends on `length`.
+    """
+    span = effective_window(window, dilation)
+    dropped = span - deconv_output_length(1, window, padding, stride, output_padding, dilation)
+    before = max(dropped, 0) // 2 if padding == "same" else 0
+    return before, dropped - before
+
+
 def same_padding(length: int, window: int, stride: int, dilation: int = 1) -> tuple[int, int]:
     """(before, after) zero padding that "same" adds along one axis; the extra one goes after."""
     output = (length + stride - 1) // stride

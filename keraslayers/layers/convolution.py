@@ -1,0 +1,859 @@
+"""Convolutions: Conv1D/2D/3D, DepthwiseConv2D, SeparableConv2D and the transposed Conv*DTranspose.
+
+Every layer here slides a window over the spatial axes of a `(batch, *spatial, channels)` input
+(`(batch, channels, *spatial)` with `data_format="channels_first"`). What they share (the window
+arguments, the channel axis, output sizes, bias and activation) lives in `_Convolution`; sizes
+come from `conv_arithmetic`, so pooling and convolution agree on them.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import keras
+from keras import activations, constraints, initializers, ops, regularizers
+
+from keraslayers.layers import validation
+from keraslayers.layers.conv_arithmetic import (
+    check_window_fits,
+    conv_output_length,
+    deconv_crop,
+    deconv_output_length,
+    effective_window,
+    normalize_data_format,
+    normalize_padding,
+    normalize_tuple,
+)
+
+
+class _Convolution(keras.layers.Layer):
+    """The window arguments, channel axis, bias and activation every convolution shares.
+
+    Subclasses set `rank` (the number of spatial axes), create their weights in
+    `_create_weights(channels)`, and say how many channels they output and how long each
+    spatial axis becomes.
+    """
+
+    rank = 2
+    paddings = ("valid", "same")
+
+    def __init__(
+        self,
+        kernel_size,
+        strides,
+        padding,
+        data_format,
+        dilation_rate,
+        activation,
+        use_bias,
+        bias_initializer,
+        bias_regularizer,
+        activity_regularizer,
+        bias_constraint,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.kernel_size = normalize_tuple(self, kernel_size, self.rank, "kernel_size")
+        self.strides = normalize_tuple(self, strides, self.rank, "strides")
+        self.padding = normalize_padding(self, padding, self.paddings)
+        self.data_format = normalize_data_format(self, data_format)
+        self.dilation_rate = normalize_tuple(self, dilation_rate, self.rank, "dilation_rate")
+        self.activation = validation.activation(self, activation)
+        self.use_bias = bool(use_bias)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self._channel_axis = -1 if self.data_format == "channels_last" else 1
+        validation.expect_input_spec(self, rank=self.rank + 2)
+
+    def _forbid_strides_with_dilation(self):
+        """TensorFlow's convolutions, and so Keras's layers, cannot stride a dilated kernel."""
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(
+                f"{validation.describe(self)}: `strides` > 1 cannot be combined with "
+                f"`dilation_rate` > 1, received strides={self.strides} and "
+                f"dilation_rate={self.dilation_rate}."
+            )
+
+    def build(self, input_shape):
+        if len(input_shape) != self.rank + 2:
+            raise ValueError(
+                f"{validation.describe(self)}: expected an input of rank {self.rank + 2}, "
+                f"received shape {tuple(input_shape)} (rank {len(input_shape)})."
+            )
+        (channels,) = validation.known_sizes(
+            self, input_shape, [self._channel_axis % len(input_shape)]
+        )
+        self._output_spatial_shape(self._spatial_shape(input_shape))
+        self._create_weights(channels)
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self._output_channels(channels),),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        validation.expect_input_spec(
+            self, rank=self.rank + 2, axes_sizes={self._channel_axis: channels}
+        )
+
+    def _create_weights(self, channels: int) -> None:
+        raise NotImplementedError
+
+    def _output_channels(self, channels):
+        return self.filters
+
+    def _spatial_shape(self, shape) -> tuple:
+        return tuple(shape[1:-1]) if self.data_format == "channels_last" else tuple(shape[2:])
+
+    def _output_spatial_shape(self, spatial_shape) -> tuple:
+        """Forward convolutions; a "valid" kernel must fit in the input."""
+        windows = [
+            effective_window(k, d)
+            for k, d in zip(self.kernel_size, self.dilation_rate, strict=True)
+        ]
+        check_window_fits(self, spatial_shape, windows, self.padding)
+        return tuple(
+            conv_output_length(n, k, self.padding, s, d)
+            for n, k, s, d in zip(
+                spatial_shape, self.kernel_size, self.strides, self.dilation_rate, strict=True
+            )
+        )
+
+    def compute_output_shape(self, input_shape):
+        channels = input_shape[self._channel_axis]
+        output_channels = None if channels is None else self._output_channels(channels)
+        spatial = self._output_spatial_shape(self._spatial_shape(input_shape))
+        if self.data_format == "channels_last":
+            return (input_shape[0], *spatial, output_channels)
+        return (input_shape[0], output_channels, *spatial)
+
+    def _bias_and_activation(self, outputs):
+        if self.bias is not None:
+            bias = self.bias
+            if self.data_format == "channels_first":
+                # (channels,) -> (channels, 1, ..., 1): broadcasts over the spatial axes.
+                bias = ops.reshape(bias, (-1,) + (1,) * self.rank)
+            outputs = outputs + bias
+        return self.activation(outputs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+        }
+
+
+class _Conv(_Convolution):
+    """N-D convolution (a cross-correlation) with `filters` kernels, optionally in groups."""
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        dilation_rate=1,
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+            bias_initializer, bias_regularizer, activity_regularizer, bias_constraint, **kwargs,
+        )
+        self.filters = validation.positive_int(self, "filters", filters)
+        self.groups = validation.positive_int(self, "groups", groups)
+        if self.filters % self.groups:
+            raise ValueError(
+                f"{validation.describe(self)}: `filters` must be divisible by `groups`, "
+                f"received filters={self.filters} and groups={self.groups}."
+            )
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self._forbid_strides_with_dilation()
+
+    def _create_weights(self, channels):
+        if channels % self.groups:
+            raise ValueError(
+                f"{validation.describe(self)}: the input's {channels} channels must be "
+                f"divisible by groups={self.groups}."
+            )
+        # Each group of `channels // groups` inputs feeds `filters // groups` outputs; the
+        # convolution reads the group count off the kernel's input axis.
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(*self.kernel_size, channels // self.groups, self.filters),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+
+    def call(self, inputs):
+        self._output_spatial_shape(self._spatial_shape(inputs.shape))
+        padding = self.padding
+        if padding == "causal":
+            # Pad the start of the time axis only, so output t sees inputs <= t.
+            time_axis = 1 if self.data_format == "channels_last" else 2
+            widths = [(0, 0)] * 3
+            widths[time_axis] = ((self.kernel_size[0] - 1) * self.dilation_rate[0], 0)
+            inputs = ops.pad(inputs, widths)
+            padding = "valid"
+        outputs = ops.conv(
+            inputs,
+            self.kernel,
+            strides=self.strides,
+            padding=padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        return self._bias_and_activation(outputs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "groups": self.groups,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+        }
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class Conv1D(_Conv):
+    """1D convolution over time: `outputs[t] = activation(sum_k inputs[t*s + k*d] @ kernel[k] + b)`.
+
+    `s` is the stride, `d` the dilation and `b` the bias. Drop-in for `keras.layers.Conv1D`:
+    weights `kernel` `(kernel_size, channels // groups, filters)` and `bias` `(filters,)`.
+
+    Args:
+        filters: positive integer, the number of output channels.
+        kernel_size: int or tuple of 1 int, the window's length.
+        strides: int or tuple of 1 int, the step between windows.
+        padding: "valid" (only windows that fit), "same" (zeros around the input) or
+            "causal" (zeros before the start only, so output t depends on inputs <= t).
+        data_format: "channels_last" (`(batch, steps, channels)`), "channels_first"
+            (`(batch, channels, steps)`) or None for Keras's `image_data_format`.
+        dilation_rate: int or tuple of 1 int, the spacing between kernel taps; cannot be
+            combined with strides > 1.
+        groups: positive integer dividing both `filters` and the input channels: each group of
+            `channels // groups` inputs has its own `filters // groups` kernels.
+        activation: activation name or callable; None for linear.
+        use_bias: whether to add a learned bias.
+        kernel_initializer, bias_initializer: initializers of the weights.
+        kernel_regularizer, bias_regularizer, activity_regularizer: optional regularizers.
+        kernel_constraint, bias_constraint: optional constraints.
+
+    Input shape:
+        `(batch, steps, channels)`, or `(batch, channels, steps)` with channels_first.
+
+    Output shape:
+        `(batch, new_steps, filters)`, or `(batch, filters, new_steps)`: `ceil(steps / stride)`
+        for "same" and "causal", `(steps - span) // stride + 1` for "valid", where
+        `span = (kernel_size - 1) * dilation_rate + 1`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> tuple(kl.Conv1D(4, 3, padding="causal")(np.ones((2, 10, 3), "float32")).shape)
+        (2, 10, 4)
+    """
+
+    rank = 1
+    paddings = ("valid", "same", "causal")
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class Conv2D(_Conv):
+    """2D convolution over images: each output pixel is `activation(window . kernel + bias)`.
+
+    The window spans `kernel_size` pixels (spaced by `dilation_rate`) and all input channels of
+    its group. Drop-in for `keras.layers.Conv2D`: weights `kernel` `(kh, kw, channels // groups,
+    filters)` and `bias` `(filters,)`.
+
+    Args:
+        filters: positive integer, the number of output channels.
+        kernel_size: int or tuple of 2 ints, the window's height and width.
+        strides: int or tuple of 2 ints, the step between windows.
+        padding: "valid" (only windows that fit) or "same" (zeros around the input, the extra
+            one after).
+        data_format: "channels_last" (`(batch, height, width, channels)`), "channels_first"
+            (`(batch, channels, height, width)`) or None for Keras's `image_data_format`.
+        dilation_rate: int or tuple of 2 ints, the spacing between kernel taps; cannot be
+            combined with strides > 1.
+        groups: positive integer dividing both `filters` and the input channels: each group of
+            `channels // groups` inputs has its own `filters // groups` kernels.
+        activation: activation name or callable; None for linear.
+        use_bias: whether to add a learned bias.
+        kernel_initializer, bias_initializer: initializers of the weights.
+        kernel_regularizer, bias_regularizer, activity_regularizer: optional regularizers.
+        kernel_constraint, bias_constraint: optional constraints.
+
+    Input shape:
+        `(batch, height, width, channels)`, or `(batch, channels, height, width)`.
+
+    Output shape:
+        `(batch, new_height, new_width, filters)` (or channels first); along each axis
+        `ceil(n / stride)` for "same", `(n - span) // stride + 1` for "valid", where
+        `span = (kernel - 1) * dilation + 1`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> layer = kl.Conv2D(4, 3, strides=2, padding="same")
+        >>> tuple(layer(np.ones((2, 9, 9, 3), "float32")).shape)
+        (2, 5, 5, 4)
+    """
+
+    rank = 2
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class Conv3D(_Conv):
+    """3D convolution over volumes: each output voxel is `activation(window . kernel + bias)`.
+
+    Drop-in for `keras.layers.Conv3D`: weights `kernel` `(kd, kh, kw, channels // groups,
+    filters)` and `bias` `(filters,)`.
+
+    Args:
+        filters: positive integer, the number of output channels.
+        kernel_size: int or tuple of 3 ints, the window's depth, height and width.
+        strides: int or tuple of 3 ints, the step between windows.
+        padding: "valid" (only windows that fit) or "same" (zeros around the input).
+        data_format: "channels_last" (`(batch, d1, d2, d3, channels)`), "channels_first"
+            (`(batch, channels, d1, d2, d3)`) or None for Keras's `image_data_format`.
+        dilation_rate: int or tuple of 3 ints, the spacing between kernel taps; cannot be
+            combined with strides > 1.
+        groups: positive integer dividing both `filters` and the input channels.
+        activation: activation name or callable; None for linear.
+        use_bias: whether to add a learned bias.
+        kernel_initializer, bias_initializer: initializers of the weights.
+        kernel_regularizer, bias_regularizer, activity_regularizer: optional regularizers.
+        kernel_constraint, bias_constraint: optional constraints.
+
+    Input shape:
+        `(batch, d1, d2, d3, channels)`, or `(batch, channels, d1, d2, d3)`.
+
+    Output shape:
+        `(batch, new_d1, new_d2, new_d3, filters)` (or channels first), each size as for
+        `Conv2D`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> tuple(kl.Conv3D(4, 2)(np.ones((2, 4, 5, 6, 3), "float32")).shape)
+        (2, 3, 4, 5, 4)
+    """
+
+    rank = 3
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class DepthwiseConv2D(_Convolution):
+    """2D depthwise convolution: each input channel convolved with its own kernels, no mixing.
+
+    `outputs[..., c * depth_multiplier + m] = activation(window_c . kernel[:, :, c, m] + bias)`,
+    where `window_c` is the window over input channel c alone. Drop-in for
+    `keras.layers.DepthwiseConv2D`: weights `kernel` `(kh, kw, channels, depth_multiplier)` and
+    `bias` `(channels * depth_multiplier,)`.
+
+    Args:
+        kernel_size: int or tuple of 2 ints, the window's size.
+        strides: int or tuple of 2 ints, the step between windows.
+        padding: "valid" (only windows that fit) or "same" (zeros around the input).
+        depth_multiplier: positive integer, output channels per input channel.
+        data_format: "channels_last", "channels_first" or None for Keras's default.
+        dilation_rate: int or tuple of 2 ints, the spacing between kernel taps.
+        activation: activation name or callable; None for linear.
+        use_bias: whether to add a learned bias.
+        depthwise_initializer, bias_initializer: initializers of the weights.
+        depthwise_regularizer, bias_regularizer, activity_regularizer: optional regularizers.
+        depthwise_constraint, bias_constraint: optional constraints.
+
+    Input shape:
+        `(batch, height, width, channels)`, or `(batch, channels, height, width)`.
+
+    Output shape:
+        `(batch, new_height, new_width, channels * depth_multiplier)` (or channels first),
+        the spatial sizes as for `Conv2D`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> layer = kl.DepthwiseConv2D(3, depth_multiplier=2)
+        >>> tuple(layer(np.ones((2, 8, 8, 3), "float32")).shape)
+        (2, 6, 6, 6)
+    """
+
+    def __init__(
+        self,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        depth_multiplier=1,
+        data_format=None,
+        dilation_rate=(1, 1),
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        depthwise_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+            bias_initializer, bias_regularizer, activity_regularizer, bias_constraint, **kwargs,
+        )
+        self.depth_multiplier = validation.positive_int(self, "depth_multiplier", depth_multiplier)
+        self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+
+    def _create_weights(self, channels):
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(*self.kernel_size, channels, self.depth_multiplier),
+            initializer=self.depthwise_initializer,
+            regularizer=self.depthwise_regularizer,
+            constraint=self.depthwise_constraint,
+        )
+
+    def _output_channels(self, channels):
+        return channels * self.depth_multiplier
+
+    def call(self, inputs):
+        self._output_spatial_shape(self._spatial_shape(inputs.shape))
+        outputs = ops.depthwise_conv(
+            inputs,
+            self.kernel,
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        return self._bias_and_activation(outputs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth_multiplier": self.depth_multiplier,
+            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
+            "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
+        }
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class SeparableConv2D(_Convolution):
+    """2D separable convolution: a depthwise convolution, then a 1x1 convolution mixing channels.
+
+    `outputs = activation(pointwise(depthwise(inputs)) + bias)`, where `depthwise` convolves
+    each input channel with its own `depth_multiplier` kernels and `pointwise` maps the
+    `channels * depth_multiplier` results to `filters`. Drop-in for
+    `keras.layers.SeparableConv2D`: weights `depthwise_kernel` `(kh, kw, channels,
+    depth_multiplier)`, `pointwise_kernel` `(1, 1, channels * depth_multiplier, filters)`,
+    `bias` `(filters,)`.
+
+    Args:
+        filters: positive integer, the number of output channels.
+        kernel_size: int or tuple of 2 ints, the depthwise window's size.
+        strides: int or tuple of 2 ints, the step between windows.
+        padding: "valid" (only windows that fit) or "same" (zeros around the input).
+        data_format: "channels_last", "channels_first" or None for Keras's default.
+        dilation_rate: int or tuple of 2 ints, the spacing between kernel taps.
+        depth_multiplier: positive integer, depthwise outputs per input channel.
+        activation: activation name or callable; None for linear.
+        use_bias: whether to add a learned bias.
+        depthwise_initializer, pointwise_initializer, bias_initializer: initializers.
+        depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer:
+            optional regularizers.
+        depthwise_constraint, pointwise_constraint, bias_constraint: optional constraints.
+
+    Input shape:
+        `(batch, height, width, channels)`, or `(batch, channels, height, width)`.
+
+    Output shape:
+        `(batch, new_height, new_width, filters)` (or channels first), the spatial sizes as
+        for `Conv2D`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> tuple(kl.SeparableConv2D(5, 3)(np.ones((2, 8, 8, 3), "float32")).shape)
+        (2, 6, 6, 5)
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1),
+        depth_multiplier=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        pointwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        pointwise_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        depthwise_constraint=None,
+        pointwise_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+            bias_initializer, bias_regularizer, activity_regularizer, bias_constraint, **kwargs,
+        )
+        self.filters = validation.positive_int(self, "filters", filters)
+        self.depth_multiplier = validation.positive_int(self, "depth_multiplier", depth_multiplier)
+        self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.pointwise_initializer = initializers.get(pointwise_initializer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+        self.pointwise_constraint = constraints.get(pointwise_constraint)
+
+    def _create_weights(self, channels):
+        self.depthwise_kernel = self.add_weight(
+            name="depthwise_kernel",
+            shape=(*self.kernel_size, channels, self.depth_multiplier),
+            initializer=self.depthwise_initializer,
+            regularizer=self.depthwise_regularizer,
+            constraint=self.depthwise_constraint,
+        )
+        self.pointwise_kernel = self.add_weight(
+            name="pointwise_kernel",
+            shape=(1, 1, channels * self.depth_multiplier, self.filters),
+            initializer=self.pointwise_initializer,
+            regularizer=self.pointwise_regularizer,
+            constraint=self.pointwise_constraint,
+        )
+
+    def call(self, inputs):
+        self._output_spatial_shape(self._spatial_shape(inputs.shape))
+        outputs = ops.separable_conv(
+            inputs,
+            self.depthwise_kernel,
+            self.pointwise_kernel,
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        return self._bias_and_activation(outputs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "depth_multiplier": self.depth_multiplier,
+            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+            "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
+            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
+            "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
+            "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
+            "pointwise_constraint": constraints.serialize(self.pointwise_constraint),
+        }
+
+
+class _ConvTranspose(_Convolution):
+    """N-D transposed convolution: the gradient of a convolution with respect to its input.
+
+    Each input position scatters `inputs[i] @ kernel[k].T` to output `i * stride + k * dilation`
+    of the full result, `(n - 1) * stride + span` long; Keras's output is a window of it
+    (`conv_arithmetic.deconv_crop`), `deconv_output_length` long.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        output_padding=None,
+        data_format=None,
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+            bias_initializer, bias_regularizer, activity_regularizer, bias_constraint, **kwargs,
+        )
+        self.filters = validation.positive_int(self, "filters", filters)
+        self.output_padding = self._normalize_output_padding(output_padding)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self._forbid_strides_with_dilation()
+        output_padding = self.output_padding or (None,) * self.rank
+        self._crops = tuple(
+            deconv_crop(k, self.padding, s, p, d)
+            for k, s, p, d in zip(
+                self.kernel_size, self.strides, output_padding, self.dilation_rate, strict=True
+            )
+        )
+
+    def _normalize_output_padding(self, value):
+        """None, or a tuple of `rank` ints in [0, stride): the extra outputs at each axis's end."""
+        if value is None:
+            return None
+        items = (value,) * self.rank if isinstance(value, numbers.Integral) else value
+        try:
+            items = tuple(items)
+        except TypeError:
+            items = ()
+        if len(items) != self.rank or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in items
+        ):
+            raise ValueError(
+                f"{validation.describe(self)}: `output_padding` must be None, a non-negative "
+                f"integer or a tuple of {self.rank} non-negative integers, received "
+                f"output_padding={value!r}."
+            )
+        if any(p >= s for p, s in zip(items, self.strides, strict=True)):
+            raise ValueError(
+                f"{validation.describe(self)}: `output_padding` must be smaller than `strides` "
+                f"along every axis, received output_padding={value!r} and "
+                f"strides={self.strides}."
+            )
+        return tuple(int(v) for v in items)
+
+    def _create_weights(self, channels):
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(*self.kernel_size, self.filters, channels),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+
+    def _output_spatial_shape(self, spatial_shape):
+        output_padding = self.output_padding or (None,) * self.rank
+        return tuple(
+            deconv_output_length(n, k, self.padding, s, p, d)
+            for n, k, s, p, d in zip(
+                spatial_shape, self.kernel_size, self.strides, output_padding,
+                self.dilation_rate, strict=True,
+            )
+        )
+
+    def call(self, inputs):
+        # The full ("valid", no output padding) transposed convolution, then Keras's window of
+        # it: the same numbers on every backend, where Keras's own TensorFlow backend aborts
+        # for "same" with an even kernel span and output_padding=0.
+        full = ops.conv_transpose(
+            inputs,
+            self.kernel,
+            strides=self.strides,
+            padding="valid",
+            output_padding=0,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        return self._bias_and_activation(self._keras_window(full))
+
+    def _keras_window(self, full):
+        first = 1 if self.data_format == "channels_last" else 2
+        index = [slice(None)] * (self.rank + 2)
+        widths = [(0, 0)] * (self.rank + 2)
+        for axis, (before, after) in enumerate(self._crops, start=first):
+            index[axis] = slice(before, -after if after > 0 else None)
+            widths[axis] = (0, max(-after, 0))
+        if any(crop != slice(None) for crop in index):
+            full = full[tuple(index)]
+        if any(width != (0, 0) for width in widths):
+            # Outputs past the last window's reach: only the bias lands there.
+            full = ops.pad(full, widths)
+        return full
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "output_padding": self.output_padding,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+        }
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class Conv1DTranspose(_ConvTranspose):
+    """1D transposed convolution: upsamples a sequence by `strides` with a learned kernel.
+
+    Input step t adds `inputs[t] @ kernel[k].T` to step `t * s + k * d` of the full result,
+    of which Keras keeps a window (see Output shape). The gradient of `Conv1D` with respect
+    to its input. Drop-in for `keras.layers.Conv1DTranspose`: weights `kernel`
+    `(kernel_size, filters, channels)` and `bias` `(filters,)`.
+
+    Args:
+        filters: positive integer, the number of output channels.
+        kernel_size: int or tuple of 1 int, the window's length.
+        strides: int or tuple of 1 int, the upsampling factor.
+        padding: "valid" or "same", as in the convolution this is the transpose of.
+        output_padding: None, or an int or tuple of 1 int smaller than the stride: extra
+            steps at the end, to pick among the lengths a strided convolution maps alike.
+        data_format: "channels_last" (`(batch, steps, channels)`), "channels_first"
+            (`(batch, channels, steps)`) or None for Keras's `image_data_format`.
+        dilation_rate: int or tuple of 1 int, the spacing between kernel taps; cannot be
+            combined with strides > 1.
+        activation: activation name or callable; None for linear.
+        use_bias: whether to add a learned bias.
+        kernel_initializer, bias_initializer: initializers of the weights.
+        kernel_regularizer, bias_regularizer, activity_regularizer: optional regularizers.
+        kernel_constraint, bias_constraint: optional constraints.
+
+    Input shape:
+        `(batch, steps, channels)`, or `(batch, channels, steps)` with channels_first.
+
+    Output shape:
+        `(batch, new_steps, filters)` (or channels first). With `span = (kernel_size - 1) *
+        dilation_rate + 1`: without output_padding, `steps * stride` ("same") or
+        `(steps - 1) * stride + max(span, stride)` ("valid"); with it,
+        `(steps - 1) * stride + span % 2 + output_padding` ("same") or
+        `(steps - 1) * stride + span + output_padding` ("valid").
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> layer = kl.Conv1DTranspose(4, 3, strides=2, padding="same")
+        >>> tuple(layer(np.ones((2, 5, 3), "float32")).shape)
+        (2, 10, 4)
+    """
+
+    rank = 1
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class Conv2DTranspose(_ConvTranspose):
+    """2D transposed convolution: upsamples images by `strides` with a learned kernel.
+
+    Input pixel (i, j) adds `inputs[i, j] @ kernel[a, b].T` to pixel `(i * sh + a * dh,
+    j * sw + b * dw)` of the full result, of which Keras keeps a window. Drop-in for
+    `keras.layers.Conv2DTranspose`: weights `kernel` `(kh, kw, filters, channels)` and `bias`
+    `(filters,)`.
+
+    Args:
+        filters: positive integer, the number of output channels.
+        kernel_size: int or tuple of 2 ints, the window's height and width.
+        strides: int or tuple of 2 ints, the upsampling factors.
+        padding: "valid" or "same", as in the convolution this is the transpose of.
+        output_padding: None, or an int or tuple of 2 ints, each smaller than its stride: extra
+            rows/columns at the end.
+        data_format: "channels_last" (`(batch, height, width, channels)`), "channels_first"
+            (`(batch, channels, height, width)`) or None for Keras's `image_data_format`.
+        dilation_rate: int or tuple of 2 ints, the spacing between kernel taps; cannot be
+            combined with strides > 1.
+        activation: activation name or callable; None for linear.
+        use_bias: whether to add a learned bias.
+        kernel_initializer, bias_initializer: initializers of the weights.
+        kernel_regularizer, bias_regularizer, activity_regularizer: optional regularizers.
+        kernel_constraint, bias_constraint: optional constraints.
+
+    Input shape:
+        `(batch, height, width, channels)`, or `(batch, channels, height, width)`.
+
+    Output shape:
+        `(batch, new_height, new_width, filters)` (or channels first), each size as for
+        `Conv1DTranspose`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> layer = kl.Conv2DTranspose(4, 3, strides=2)
+        >>> tuple(layer(np.ones((2, 5, 5, 3), "float32")).shape)
+        (2, 11, 11, 4)
+    """
+
+    rank = 2
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class Conv3DTranspose(_ConvTranspose):
+    """3D transposed convolution: upsamples volumes by `strides` with a learned kernel.
+
+    The 3D case of `Conv2DTranspose`. Drop-in for `keras.layers.Conv3DTranspose`: weights
+    `kernel` `(kd, kh, kw, filters, channels)` and `bias` `(filters,)`.
+
+    Args:
+        filters: positive integer, the number of output channels.
+        kernel_size: int or tuple of 3 ints, the window's depth, height and width.
+        strides: int or tuple of 3 ints, the upsampling factors.
+        padding: "valid" or "same", as in the convolution this is the transpose of.
+        data_format: "channels_last" (`(batch, d1, d2, d3, channels)`), "channels_first"
+            (`(batch, channels, d1, d2, d3)`) or None for Keras's `image_data_format`.
+        output_padding: None, or an int or tuple of 3 ints, each smaller than its stride.
+        dilation_rate: int or tuple of 3 ints, the spacing between kernel taps; cannot be
+            combined with strides > 1.
+        activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+        bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint:
+            as for `Conv2DTranspose`.
+
+    Input shape:
+        `(batch, d1, d2, d3, channels)`, or `(batch, channels, d1, d2, d3)`.
+
+    Output shape:
+        `(batch, new_d1, new_d2, new_d3, filters)` (or channels first), each size as for
+        `Conv1DTranspose`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> layer = kl.Conv3DTranspose(2, 2, strides=2)
+        >>> tuple(layer(np.ones((1, 2, 3, 4, 3), "float32")).shape)
+        (1, 4, 6, 8, 2)
+    """
+
+    rank = 3
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        output_padding=None,
+        dilation_rate=1,
+        **kwargs,
+    ):
+        # Keras puts data_format before output_padding here (only here): so do we, so that
+        # positional calls mean the same.
+        super().__init__(
+            filters, kernel_size, strides=strides, padding=padding,
+            output_padding=output_padding, data_format=data_format,
+            dilation_rate=dilation_rate, **kwargs,
+        )
