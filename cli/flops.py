@@ -181,6 +181,22 @@ def _multi_head_attention(config: dict, shapes: list[tuple[int, ...]], batch: in
     return projections + attention
 
 
+def _group_query_attention(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    # Queries have num_query_heads heads; keys and values, num_key_value_heads shared ones.
+    query, value = shapes[0], shapes[1] if len(shapes) > 1 else shapes[0]
+    key = shapes[2] if len(shapes) > 2 else value
+    head, query_heads = config["head_dim"], config["num_query_heads"]
+    shared_heads = config["num_key_value_heads"]
+    targets, sources = batch * math.prod(query[:-1]), batch * math.prod(value[:-1])
+    projections = 2 * head * (
+        targets * query[-1] * query_heads
+        + sources * (key[-1] + value[-1]) * shared_heads
+        + targets * query_heads * query[-1]
+    )
+    attention = 2 * query_heads * targets * value[-2] * 2 * head
+    return projections + attention
+
+
 def _residual(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int | None:
     # Counted when the wrapped layer is a Dense (the common case): its work, the projection
     # of the input when the widths differ, and the addition.
@@ -214,5 +230,6 @@ _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], int | None]] =
     "LSTM": _recurrent(4),
     "Attention": _attention,
     "MultiHeadAttention": _multi_head_attention,
+    "GroupQueryAttention": _group_query_attention,
     "Residual": _residual,
 }

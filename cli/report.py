@@ -271,7 +271,7 @@ def _bar_chart(pyplot, rows: list[tuple[str, Row]], series: dict[str, list], xla
     axes.set_xscale("log")
     axes.set_xlabel(xlabel)
     axes.set_title(title)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     return figure
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from klayers.flops import step_flops
 from klayers.statistics import is_noisy, ratio_with_spread, relative_speeds
-from klayers.suites import Measurement
+from klayers.suites import Measurement, shape_text
 
 OURS = ("keraslayers", "custom", "model")
 CSV_COLUMNS = (
@@ -171,12 +171,6 @@ def to_csv(records: list[dict[str, Any]]) -> str:
         )
         writer.writerow(row)
     return buffer.getvalue()
-
-
-def shape_text(shape: list) -> str:
-    if shape and isinstance(shape[0], list):
-        return " & ".join("x".join(map(str, s)) for s in shape)
-    return "x".join(map(str, shape))
 
 
 def _json_shape(shape: tuple) -> list:

@@ -63,10 +63,9 @@ class Case:
     def label(self) -> str:
         """A short name that tells cases of the same layer apart: layer, arguments, shape."""
         arguments = ", ".join(f"{key}={_short(value)}" for key, value in self.config.items())
-        shape = "x".join(str(size) for size in self.input_shape) if not _several(
-            self.input_shape) else " & ".join("x".join(map(str, s)) for s in self.input_shape)
-        name = Path(self.layer).name if self.kind == "model" else self.layer
-        return f"{name}({arguments}) on {shape}"
+        if self.kind == "model":
+            return Path(self.layer).name
+        return f"{self.layer}({arguments}) on {shape_text(self.input_shape)}"
 
 
 @dataclass(frozen=True)
@@ -337,6 +336,13 @@ def _choices(value: Any, allowed: tuple[str, ...], where: str) -> tuple[str, ...
             raise SuiteError(f"{where}: unknown value {item!r}; expected one of "
                              f"{', '.join(allowed)}")
     return tuple(values)
+
+
+def shape_text(shape: tuple | list) -> str:
+    """(32, 64) -> "32x64"; several inputs are joined with " & "."""
+    if _several(shape):
+        return " & ".join("x".join(map(str, s)) for s in shape)
+    return "x".join(map(str, shape))
 
 
 def _several(shape: tuple) -> bool:

@@ -395,20 +395,21 @@ def _native_module(job: dict[str, Any]) -> tuple[Any, list[tuple[int, ...]]]:
     if name == "LSTM" and not config.get("return_state"):
         return LastStep(nn.LSTM(shape[-1], config["units"], batch_first=True),
                          config.get("return_sequences", False)), shapes
-    if name in ("Conv2D", "MaxPooling2D") and config.get("data_format") != "channels_first":
-        # PyTorch's layout is channels first: (channels, height, width).
-        height, width, channels = shape
+    if name in ("Conv2D", "MaxPooling2D"):
         padding = config.get("padding", "valid")
-        stride = config.get("strides") or (config.get("pool_size", 2) if name != "Conv2D" else 1)
-        if padding != "valid":
+        if config.get("data_format") == "channels_first" or padding != "valid":
             raise _Skipped(f"{name} with padding={padding!r}: torch pads differently")
+        height, width, channels = shape
         if name == "Conv2D":
-            module = nn.Conv2d(channels, config["filters"], config["kernel_size"], stride=stride,
-                               dilation=config.get("dilation_rate", 1),
-                               groups=config.get("groups", 1), bias=config.get("use_bias", True))
-            module = nn.Sequential(module, activations[activation]())
+            convolution = nn.Conv2d(
+                channels, config["filters"], config["kernel_size"],
+                stride=config.get("strides", 1), dilation=config.get("dilation_rate", 1),
+                groups=config.get("groups", 1), bias=config.get("use_bias", True))
+            module = nn.Sequential(convolution, activations[activation]())
         else:
-            module = nn.MaxPool2d(config.get("pool_size", 2), stride=stride)
+            window = config.get("pool_size", 2)
+            module = nn.MaxPool2d(window, stride=config.get("strides") or window)
+        # PyTorch's layout is channels first: (channels, height, width).
         return module, [(channels, height, width)]
     if name == "MultiHeadAttention" and not config.get("value_dim") and (
         config["num_heads"] * config["key_dim"] == shape[-1]

@@ -80,6 +80,15 @@ def test_multi_head_attention_projections_and_scores():
         projections + scores_and_sum)
 
 
+def test_group_query_attention_shares_key_and_value_heads():
+    # batch 1, 4 targets and 6 sources of width 8; 4 query heads and 2 shared, of size 3.
+    config = {"head_dim": 3, "num_query_heads": 4, "num_key_value_heads": 2}
+    projections = 2 * 3 * (4 * 8 * 4 + 6 * (8 + 8) * 2 + 4 * 4 * 8)
+    scores_and_sum = 2 * 4 * 4 * 6 * 2 * 3
+    assert forward_flops("GroupQueryAttention", config, [(4, 8), (6, 8)], 1) == (
+        projections + scores_and_sum)
+
+
 def test_normalizations_per_element():
     assert forward_flops("LayerNormalization", {}, (6, 8), 4) == 8 * 4 * 48
     assert forward_flops("RMSNormalization", {}, (6, 8), 4) == 4 * 4 * 48
