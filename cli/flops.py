@@ -197,6 +197,15 @@ def _group_query_attention(config: dict, shapes: list[tuple[int, ...]], batch: i
     return projections + attention
 
 
+def _bidirectional(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int | None:
+    # The wrapped recurrent layer runs twice, forwards and backwards.
+    inner = config.get("layer") or {}
+    counter = _COUNTERS.get(inner.get("class_name"))
+    if counter is None or inner["class_name"] not in ("SimpleRNN", "GRU", "LSTM"):
+        return None
+    return 2 * counter(inner["config"], shapes, batch)
+
+
 def _residual(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int | None:
     # Counted when the wrapped layer is a Dense (the common case): its work, the projection
     # of the input when the widths differ, and the addition.
@@ -228,6 +237,7 @@ _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], int | None]] =
     "SimpleRNN": _recurrent(1),
     "GRU": _recurrent(3),
     "LSTM": _recurrent(4),
+    "Bidirectional": _bidirectional,
     "Attention": _attention,
     "MultiHeadAttention": _multi_head_attention,
     "GroupQueryAttention": _group_query_attention,

@@ -27,7 +27,7 @@ def quantile(values: Sequence[float], q: float) -> float:
 
 
 def summarize(samples: Sequence[float]) -> dict[str, float]:
-    """Median, quartiles, IQR, min, max and count of a sample of per-step times."""
+    """Median, quartiles, IQR, min, max, count and outliers of a sample of per-step times."""
     return {
         "median": quantile(samples, 0.5),
         "p25": quantile(samples, 0.25),
@@ -36,7 +36,19 @@ def summarize(samples: Sequence[float]) -> dict[str, float]:
         "min": min(samples),
         "max": max(samples),
         "count": len(samples),
+        "outliers": outlier_count(samples),
     }
+
+
+def outlier_count(samples: Sequence[float]) -> int:
+    """How many samples lie beyond Tukey's fences, 1.5 IQR outside the quartiles.
+
+    As hyperfine warns of outliers: a few slow steps (another process, a collection) leave
+    the median alone but say the machine was not quiet.
+    """
+    low, high = quantile(samples, 0.25), quantile(samples, 0.75)
+    spread = 1.5 * (high - low)
+    return sum(1 for value in samples if value < low - spread or value > high + spread)
 
 
 def is_noisy(summary: dict[str, float], fraction: float = NOISY_IQR_FRACTION) -> bool:

@@ -22,7 +22,7 @@ import importlib.util
 import itertools
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ MODES = ("predict", "train")
 DTYPE_POLICIES = ("float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
 BASELINES = ("keras", "native")
 _CASE_KEYS = {"layer", "config", "input_shape", "input_dtype", "batch_sizes", "dtypes", "modes"}
+_LENGTH_BOUNDS = ("sequence_length",)
 _SUITE_KEYS = {"description", "min_time", "defaults", "cases", "catalog"}
 
 
@@ -62,9 +63,9 @@ class Case:
     @property
     def label(self) -> str:
         """A short name that tells cases of the same layer apart: layer, arguments, shape."""
-        arguments = ", ".join(f"{key}={_short(value)}" for key, value in self.config.items())
         if self.kind == "model":
             return Path(self.layer).name
+        arguments = ", ".join(f"{key}={_short(value)}" for key, value in self.config.items())
         return f"{self.layer}({arguments}) on {shape_text(self.input_shape)}"
 
 
@@ -86,7 +87,7 @@ class Measurement:
     dtype: str
     mode: str
     batch_size: int
-    index: int = field(default=0, compare=False)
+    index: int = 0  # its position in its backend's job, which the worker's records echo
 
     def to_job(self) -> dict[str, Any]:
         """What the worker needs, as JSON."""
@@ -285,8 +286,12 @@ def _catalog_cases(spec: Any, defaults: dict, records: dict, where: str) -> list
                 shape = tuple(tuple(size * scale for size in s[1:]) for s in example)
             else:
                 shape = tuple(size * scale for size in example[1:])
-            entry = {"layer": record.name, "config": dict(record.example_config),
-                     "input_shape": _nested_lists(shape)}
+            config = dict(record.example_config)
+            # Arguments that bound the input's length grow with it (PositionEmbedding).
+            for key in _LENGTH_BOUNDS:
+                if isinstance(config.get(key), int):
+                    config[key] *= scale
+            entry = {"layer": record.name, "config": config, "input_shape": _nested_lists(shape)}
             cases.append(_parse_case(entry, defaults, records, f"{where}[{record.name}]"))
     return cases
 

@@ -104,6 +104,14 @@ def test_standard_suite_covers_the_catalogue_at_two_sizes():
     assert all(sum(case.layer == name for case in cases) >= 2 for name in names)
 
 
+def test_catalog_cases_scale_the_length_bounds_with_the_input():
+    scaled = [case for case in suites.load_suite("standard").cases
+              if case.config.get("sequence_length")]
+    assert scaled
+    for case in scaled:
+        assert case.input_shape[0] <= case.config["sequence_length"]
+
+
 def write(tmp_path, text, name="suite.yaml"):
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))

@@ -71,6 +71,12 @@ def test_lstm_four_gates_per_step():
     assert forward_flops("GRU", {"units": 16}, (10, 8), 2) == 10 * (2 * 2 * 24 * 48 + 2 * 48)
 
 
+def test_bidirectional_runs_the_recurrent_layer_twice():
+    inner = {"class_name": "LSTM", "config": {"units": 16}}
+    assert forward_flops("Bidirectional", {"layer": inner}, (10, 8), 2) == 2 * forward_flops(
+        "LSTM", {"units": 16}, (10, 8), 2)
+
+
 def test_multi_head_attention_projections_and_scores():
     # batch 1, 4 targets and 6 sources of width 8; 2 heads of size 3.
     config = {"num_heads": 2, "key_dim": 3}

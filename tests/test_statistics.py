@@ -6,6 +6,7 @@ import pytest
 
 from klayers.statistics import (
     is_noisy,
+    outlier_count,
     quantile,
     ratio_with_spread,
     relative_speeds,
@@ -34,6 +35,12 @@ def test_summarize():
     assert summary["p25"] == 2.0 and summary["p75"] == 4.0
     assert summary["iqr"] == 2.0
     assert summary["min"] == 1.0 and summary["max"] == 100.0 and summary["count"] == 5
+    assert summary["outliers"] == 1  # 100 lies beyond 4 + 1.5 * 2
+
+
+def test_outlier_count_uses_tukeys_fences():
+    assert outlier_count([1.0, 1.0, 1.0, 1.0]) == 0
+    assert outlier_count([10.0, 11.0, 12.0, 13.0, 0.0, 50.0]) == 2
 
 
 def test_is_noisy_compares_the_iqr_with_the_median():
