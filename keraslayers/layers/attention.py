@@ -1,0 +1,825 @@
+"""Attention layers: Attention, MultiHeadAttention, GroupQueryAttention.
+
+Every layer hands its projected tensors to one function, `attend`, which holds the attention
+math: scores, scaling, masking, a float32 softmax, dropout on the weights. Where nothing but
+the output is needed it calls `keras.ops.dot_product_attention`, which has fused kernels on
+accelerators; otherwise it spells the computation out.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import keras
+from keras import constraints, initializers, ops, regularizers
+
+from keraslayers.layers import validation
+
+# Replaces masked scores before the softmax: finite, so a row whose every position is masked
+# does not compute 0 / 0; its weights are then set to zero.
+MASKED_SCORE = -1e9
+
+
+def attend(
+    query,
+    key,
+    value,
+    *,
+    scale=1.0,
+    scores=None,
+    mask=None,
+    dropout=0.0,
+    seed_generator=None,
+    training=False,
+    return_scores=False,
+    flash_attention=None,
+):
+    """`softmax(scale * query . key + masking) @ value`, per head.
+
+    `weights[b, n, t, s] = softmax_s(scale * sum_h query[b, t, n, h] * key[b, s, n, h])`,
+    with `-1e9` in place of the score wherever `mask` is False, then
+    `outputs[b, t, n, :] = sum_s dropout(weights)[b, n, t, s] * value[b, s, n, :]`.
+    The softmax is computed in float32 whatever the inputs' dtype. A target position that
+    sees no source position (a fully masked row) gets zero weights and a zero output, on
+    both paths, as Keras's masked `Softmax` gives.
+
+    Args:
+        query: `(batch, target, heads, key_dim)`.
+        key: `(batch, source, heads, key_dim)`.
+        value: `(batch, source, heads, value_dim)`.
+        scale: a Python float, or a scalar tensor (a learned scale).
+        scores: precomputed scores `(batch, heads, target, source)`, for layers whose scores
+            are not a dot product; `query`, `key` and `scale` are then unused.
+        mask: boolean, broadcastable to `(batch, heads, target, source)`; False hides a
+            source position from a target position.
+        dropout: rate of dropout on the weights, applied when `training`.
+        seed_generator: the `keras.random.SeedGenerator` of the dropout.
+        training: whether to apply dropout.
+        return_scores: also return the weights (before dropout).
+        flash_attention: passed to `keras.ops.dot_product_attention` on the fused path.
+
+    Returns:
+        `(outputs, weights)`: outputs `(batch, target, heads, value_dim)`, and the weights
+        `(batch, heads, target, source)` when `return_scores`, else None.
+    """
+    dropping = bool(training) and dropout > 0
+    fused = (
+        scores is None
+        and not dropping
+        and not return_scores
+        and isinstance(scale, numbers.Real)
+        # Backends disagree on a value size that differs from the key's (JAX refuses it).
+        and query.shape[-1] == value.shape[-1]
+    )
+    if fused:
+        outputs = ops.dot_product_attention(
+            query, key, value, mask=mask, scale=float(scale), flash_attention=flash_attention
+        )
+        if mask is not None:
+            # The fused kernels average the values over a fully masked row; zero it instead.
+            # (batch, heads, target, source) -> (batch, target, heads, 1)
+            sees_something = ops.transpose(ops.any(mask, axis=-1), (0, 2, 1))
+            outputs = ops.where(ops.expand_dims(sees_something, -1), outputs, 0)
+        return outputs, None
+    if scores is None:
+        # (batch, target, heads, key_dim), (batch, source, heads, key_dim)
+        #   -> (batch, heads, target, source)
+        scores = ops.einsum("btnh,bsnh->bnts", query, key)
+        scores = ops.multiply(scores, ops.cast(scale, scores.dtype))
+    scores = ops.cast(scores, "float32")
+    if mask is not None:
+        scores = ops.where(mask, scores, MASKED_SCORE)
+    weights = ops.softmax(scores, axis=-1)
+    if mask is not None:
+        weights = ops.where(mask, weights, 0.0)
+    dropped = weights
+    if dropping:
+        dropped = keras.random.dropout(weights, dropout, seed=seed_generator)
+    dropped = ops.cast(dropped, value.dtype)
+    # (batch, heads, target, source), (batch, source, heads, value_dim)
+    #   -> (batch, target, heads, value_dim)
+    outputs = ops.einsum("bnts,bsnh->btnh", dropped, value)
+    return outputs, ops.cast(weights, value.dtype) if return_scores else None
+
+
+def causal_mask(target_length, source_length):
+    """`(1, 1, target, source)`: True where source position <= target position."""
+    rows = ops.expand_dims(ops.arange(target_length), 1)
+    columns = ops.expand_dims(ops.arange(source_length), 0)
+    return ops.reshape(ops.greater_equal(rows, columns), (1, 1, target_length, source_length))
+
+
+def _sliding_window_mask(target_length, source_length, window):
+    """`(1, 1, target, source)`: True where |target - source| < window."""
+    rows = ops.expand_dims(ops.arange(target_length), 1)
+    columns = ops.expand_dims(ops.arange(source_length), 0)
+    band = ops.less(ops.abs(rows - columns), window)
+    return ops.reshape(band, (1, 1, target_length, source_length))
+
+
+def _check_mask(layer, argument, mask, expected):
+    """A mask must broadcast against `expected` (sizes None where unknown)."""
+    shape = tuple(mask.shape)
+    fits = len(shape) <= len(expected) and all(
+        m is None or e is None or m in (1, e)
+        for m, e in zip(reversed(shape), reversed(expected), strict=False)
+    )
+    if not fits:
+        raise ValueError(
+            f"{validation.describe(layer)}: `{argument}` of shape {shape} does not broadcast "
+            f"to {tuple(expected)}."
+        )
+
+
+def _and(a, b):
+    return b if a is None else a if b is None else ops.logical_and(a, b)
+
+
+def _as_bool(mask):
+    return mask if mask is None else ops.cast(mask, "bool")
+
+
+class _Projection(keras.layers.Layer):
+    """A dense map over several trailing axes: `tensordot(x, kernel, input_axes) + bias`.
+
+    The kernel is `(*input dims, *output_shape)` and the bias `output_shape`, as Keras's
+    `EinsumDense` has them inside the attention layers (e.g. `(dim, heads, key_dim)`).
+    """
+
+    def __init__(self, input_axes, output_shape, use_bias, activation=None, *,
+                 kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                 kernel_constraint, bias_constraint, **kwargs):
+        super().__init__(**kwargs)
+        self.input_axes = input_axes
+        self.projected_shape = tuple(output_shape)
+        self.use_bias = use_bias
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = kernel_regularizer
+        self.bias_regularizer = bias_regularizer
+        self.kernel_constraint = kernel_constraint
+        self.bias_constraint = bias_constraint
+        # Masks are the attention layer's business; a projection only passes them on.
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        input_dims = tuple(input_shape[-self.input_axes:])
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(*input_dims, *self.projected_shape),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=self.projected_shape,
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+
+    def call(self, inputs):
+        outputs = ops.tensordot(inputs, self.kernel, axes=self.input_axes)
+        if self.bias is not None:
+            outputs = outputs + self.bias
+        return self.activation(outputs)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[: -self.input_axes], *self.projected_shape)
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class Attention(keras.layers.Layer):
+    """Dot-product (Luong-style) attention: `softmax(scores(query, key)) @ value`.
+
+    `scores = scale * query @ key^T` ("dot"), or
+    `scores = concat_score_weight * sum(tanh(scale * (query + key)), -1)` ("concat"), where
+    `scale` is a learned scalar with `use_scale=True` and 1 otherwise. Drop-in for
+    `keras.layers.Attention`: weights `scale` then `concat_score_weight`, both scalars.
+    Besides `[query, value]` and `[query, value, key]` it takes a single tensor, which
+    attends to itself.
+
+    Args:
+        use_scale: learn a scalar that multiplies the scores.
+        score_mode: "dot" or "concat".
+        dropout: rate of dropout on the attention weights in training.
+        seed: integer seed of the dropout.
+
+    Call arguments:
+        inputs: `[query, value]`, `[query, value, key]` or one tensor (self-attention).
+        mask: `[query_mask, value_mask]` (`(batch, Tq)`, `(batch, Tv)`), or one mask for a
+            single tensor; filled in from Keras masks. Masked values are ignored; masked
+            query positions give zero outputs.
+        return_attention_scores: also return the weights `(batch, Tq, Tv)`.
+        use_causal_mask: position `i` attends only to positions `j <= i`.
+
+    Input shape:
+        query `(batch, Tq, dim)`, value `(batch, Tv, value_dim)`, key `(batch, Tv, dim)`.
+
+    Output shape:
+        `(batch, Tq, value_dim)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> q, v = np.ones((2, 3, 4), "float32"), np.ones((2, 5, 4), "float32")
+        >>> kl.Attention()([q, v]).shape
+        (2, 3, 4)
+    """
+
+    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if score_mode not in ("dot", "concat"):
+            raise ValueError(
+                f"{validation.describe(self)}: `score_mode` must be 'dot' or 'concat', "
+                f"received score_mode={score_mode!r}."
+            )
+        self.use_scale = bool(use_scale)
+        self.score_mode = score_mode
+        self.dropout = validation.rate(self, "dropout", dropout)
+        self.seed = seed
+        if self.dropout > 0:
+            self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+
+    def _split(self, inputs, what="inputs"):
+        """`inputs` as `[query, value, key]` (key defaulting to value, value to query)."""
+        if not isinstance(inputs, (list, tuple)):
+            return [inputs, inputs, inputs]
+        if not 2 <= len(inputs) <= 3:
+            raise ValueError(
+                f"{validation.describe(self)}: {what} must be one tensor, [query, value] or "
+                f"[query, value, key]; received a list of {len(inputs)}."
+            )
+        return [inputs[0], inputs[1], inputs[2] if len(inputs) == 3 else inputs[1]]
+
+    def build(self, input_shape):
+        query_shape, value_shape, key_shape = self._shapes(input_shape)
+        for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
+            if len(shape) != 3:
+                raise ValueError(
+                    f"{validation.describe(self)}: {name} must have rank 3 (batch, time, "
+                    f"features), received shape {tuple(shape)}."
+                )
+        if None not in (query_shape[-1], key_shape[-1]) and query_shape[-1] != key_shape[-1]:
+            raise ValueError(
+                f"{validation.describe(self)}: query and key need the same feature size, "
+                f"received query {tuple(query_shape)} and key {tuple(key_shape)}."
+            )
+        self.scale = None
+        self.concat_score_weight = None
+        if self.use_scale:
+            self.scale = self.add_weight(name="scale", shape=(), initializer="ones")
+        if self.score_mode == "concat":
+            self.concat_score_weight = self.add_weight(
+                name="concat_score_weight", shape=(), initializer="ones"
+            )
+
+    def _shapes(self, input_shape):
+        if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(
+            input_shape[0], (list, tuple)
+        ):
+            return self._split(list(input_shape), "input_shape")
+        return [tuple(input_shape)] * 3
+
+    def _scores(self, query, key):
+        """`(batch, 1, Tq, Tv)`, for `attend`, in its single-head layout."""
+        if self.score_mode == "dot":
+            return None
+        # (batch, Tq, 1, dim) + (batch, 1, Tv, dim) -> (batch, Tq, Tv)
+        summed = ops.expand_dims(query, -2) + ops.expand_dims(key, -3)
+        if self.scale is not None:
+            summed = summed * self.scale
+        scores = self.concat_score_weight * ops.sum(ops.tanh(summed), axis=-1)
+        return ops.expand_dims(scores, 1)
+
+    def call(
+        self,
+        inputs,
+        mask=None,
+        training=False,
+        return_attention_scores=False,
+        use_causal_mask=False,
+    ):
+        query, value, key = self._split(inputs)
+        query_mask, value_mask = self._masks(inputs, mask)
+        scores_mask = None
+        if value_mask is not None:
+            _check_mask(self, "value_mask", value_mask, (query.shape[0], value.shape[1]))
+            # (batch, Tv) -> (batch, 1, 1, Tv)
+            scores_mask = ops.reshape(_as_bool(value_mask), (-1, 1, 1, ops.shape(value)[1]))
+        if use_causal_mask:
+            scores_mask = _and(scores_mask, causal_mask(ops.shape(query)[1], ops.shape(key)[1]))
+        # Single head: (batch, T, 1, dim)
+        outputs, weights = attend(
+            ops.expand_dims(query, 2),
+            ops.expand_dims(key, 2),
+            ops.expand_dims(value, 2),
+            scale=1.0 if self.scale is None else self.scale,
+            scores=self._scores(query, key),
+            mask=scores_mask,
+            dropout=self.dropout,
+            seed_generator=getattr(self, "seed_generator", None),
+            training=training,
+            return_scores=return_attention_scores,
+        )
+        outputs = ops.squeeze(outputs, 2)
+        if query_mask is not None:
+            _check_mask(self, "query_mask", query_mask, (query.shape[0], query.shape[1]))
+            outputs = ops.where(ops.expand_dims(_as_bool(query_mask), -1), outputs, 0)
+        if return_attention_scores:
+            return outputs, ops.squeeze(weights, 1)
+        return outputs
+
+    def _masks(self, inputs, mask):
+        """(query_mask, value_mask) from Keras's list of masks, or one mask for one tensor."""
+        if mask is None:
+            return None, None
+        if not isinstance(inputs, (list, tuple)):
+            return mask, mask
+        if not isinstance(mask, (list, tuple)) or not 2 <= len(mask) <= 3:
+            raise ValueError(
+                f"{validation.describe(self)}: `mask` must be a list [query_mask, value_mask], "
+                f"received mask={mask!r}."
+            )
+        return mask[0], mask[1]
+
+    def compute_mask(self, inputs, mask=None):
+        if mask is None:
+            return None
+        if not isinstance(inputs, (list, tuple)):
+            return mask
+        return None if mask[0] is None else ops.convert_to_tensor(mask[0])
+
+    def compute_output_shape(self, input_shape):
+        query_shape, value_shape, _ = self._shapes(input_shape)
+        return (*query_shape[:-1], value_shape[-1])
+
+    def compute_output_spec(self, inputs, return_attention_scores=False, **kwargs):
+        query, value, _ = self._split(inputs)
+        shape = (*query.shape[:-1], value.shape[-1])
+        outputs = keras.KerasTensor(shape, dtype=self.compute_dtype)
+        if not return_attention_scores:
+            return outputs
+        # (batch, Tq, Tv)
+        scores = keras.KerasTensor((*query.shape[:-1], value.shape[-2]), dtype=self.compute_dtype)
+        return outputs, scores
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "use_scale": self.use_scale,
+            "score_mode": self.score_mode,
+            "dropout": self.dropout,
+            "seed": self.seed,
+        }
+
+
+class _ProjectedAttention(keras.layers.Layer):
+    """What MultiHeadAttention and GroupQueryAttention share: arguments, masks, the call.
+
+    Subclasses create, in `build`, the projections `query_dense`, `key_dense`,
+    `value_dense`, `output_dense` (and `gate_dense` with `use_gate`), and set
+    `self._scale` and `self._key_value_repeats`.
+    """
+
+    def _init_common(self, dropout, use_bias, sliding_window, flash_attention,
+                     kernel_initializer, bias_initializer, kernel_regularizer,
+                     bias_regularizer, kernel_constraint, bias_constraint, use_gate, seed):
+        self.dropout = validation.rate(self, "dropout", dropout)
+        self.use_bias = bool(use_bias)
+        if sliding_window is not None:
+            sliding_window = validation.positive_int(self, "sliding_window", sliding_window)
+        self.sliding_window = sliding_window
+        if flash_attention and self.dropout > 0:
+            raise ValueError(
+                f"{validation.describe(self)}: flash_attention=True cannot apply dropout; "
+                f"received dropout={dropout!r}."
+            )
+        self.flash_attention = flash_attention
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.use_gate = bool(use_gate)
+        self.seed = seed
+        if self.dropout > 0:
+            self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+
+    def _projection(self, name, input_axes, output_shape, activation=None):
+        # A fresh initializer per projection: a seeded initializer object reused would give
+        # every kernel the same values.
+        kernel_initializer = self.kernel_initializer.__class__.from_config(
+            self.kernel_initializer.get_config()
+        )
+        bias_initializer = self.bias_initializer.__class__.from_config(
+            self.bias_initializer.get_config()
+        )
+        return _Projection(
+            input_axes,
+            output_shape,
+            self.use_bias,
+            activation,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=self.kernel_regularizer,
+            bias_regularizer=self.bias_regularizer,
+            kernel_constraint=self.kernel_constraint,
+            bias_constraint=self.bias_constraint,
+            activity_regularizer=self.activity_regularizer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def _check_shapes(self, query_shape, value_shape, key_shape):
+        for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
+            if len(shape) != 3:
+                raise ValueError(
+                    f"{validation.describe(self)}: {name} must have rank 3 (batch, time, "
+                    f"features), received shape {tuple(shape)}."
+                )
+            validation.known_sizes(self, shape, [2])
+        if None not in (value_shape[1], key_shape[1]) and value_shape[1] != key_shape[1]:
+            raise ValueError(
+                f"{validation.describe(self)}: value and key must have the same length, "
+                f"received value {tuple(value_shape)} and key {tuple(key_shape)}."
+            )
+
+    def call(
+        self,
+        query,
+        value=None,
+        key=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        attention_mask=None,
+        return_attention_scores=False,
+        training=None,
+        use_causal_mask=False,
+        mask=None,
+    ):
+        if value is None:
+            # Self-attention on one tensor: Keras hands its mask over as `mask`.
+            value = query
+            query_mask = mask if query_mask is None else query_mask
+            value_mask = mask if value_mask is None else value_mask
+        key = value if key is None else key
+        if self.flash_attention and return_attention_scores:
+            raise ValueError(
+                f"{validation.describe(self)}: flash_attention=True cannot return attention "
+                "scores; use return_attention_scores=False."
+            )
+        scores_mask = self._scores_mask(
+            query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask
+        )
+        gate = self.gate_dense(query) if self.use_gate else None
+        query = self.query_dense(query)  # (batch, target, heads, key_dim)
+        key = self.key_dense(key)  # (batch, source, key_value_heads, key_dim)
+        value = self.value_dense(value)  # (batch, source, key_value_heads, value_dim)
+        if self._key_value_repeats > 1:
+            key = ops.repeat(key, self._key_value_repeats, axis=2)
+            value = ops.repeat(value, self._key_value_repeats, axis=2)
+        outputs, scores = attend(
+            query,
+            key,
+            value,
+            scale=self._scale,
+            mask=scores_mask,
+            dropout=self.dropout,
+            seed_generator=getattr(self, "seed_generator", None),
+            training=training,
+            return_scores=return_attention_scores,
+            flash_attention=self.flash_attention,
+        )
+        if gate is not None:
+            outputs = outputs * gate
+        outputs = self.output_dense(outputs)  # (batch, target, *output_shape)
+        if return_attention_scores:
+            return outputs, scores
+        return outputs
+
+    def _scores_mask(self, query, value, query_mask, value_mask, key_mask, attention_mask,
+                     use_causal_mask):
+        """All masks merged, `(batch or 1, 1, target, source)`, or None."""
+        batch, target, source = query.shape[0], query.shape[1], value.shape[1]
+        merged = None
+        if query_mask is not None:
+            _check_mask(self, "query_mask", query_mask, (batch, target))
+            merged = ops.expand_dims(_as_bool(query_mask), -1)  # (batch, target, 1)
+        for name, keys_mask in (("value_mask", value_mask), ("key_mask", key_mask)):
+            if keys_mask is not None:
+                _check_mask(self, name, keys_mask, (batch, source))
+                merged = _and(merged, ops.expand_dims(_as_bool(keys_mask), -2))
+        if attention_mask is not None:
+            _check_mask(self, "attention_mask", attention_mask, (batch, target, source))
+            merged = _and(merged, _as_bool(attention_mask))
+        if merged is not None:
+            while len(merged.shape) < 3:
+                merged = ops.expand_dims(merged, 0)
+            merged = ops.expand_dims(merged, 1)  # (batch, 1, target, source): every head
+        target_length, source_length = ops.shape(query)[1], ops.shape(value)[1]
+        if use_causal_mask:
+            merged = _and(merged, causal_mask(target_length, source_length))
+        if self.sliding_window is not None:
+            band = _sliding_window_mask(target_length, source_length, self.sliding_window)
+            merged = _and(merged, band)
+        return merged
+
+    def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
+        return (*query_shape[:-1], *self._projected_output_shape(query_shape))
+
+    def compute_output_spec(self, query, value=None, key=None, return_attention_scores=False,
+                            **kwargs):
+        value = query if value is None else value
+        shape = self.compute_output_shape(query.shape, value.shape)
+        outputs = keras.KerasTensor(shape, dtype=self.compute_dtype)
+        if not return_attention_scores:
+            return outputs
+        # (batch, heads, target, source)
+        heads = getattr(self, "num_heads", None) or self.num_query_heads
+        scores_shape = (query.shape[0], heads, query.shape[1], value.shape[1])
+        return outputs, keras.KerasTensor(scores_shape, dtype=self.compute_dtype)
+
+    def _common_config(self):
+        return {
+            "dropout": self.dropout,
+            "use_bias": self.use_bias,
+            "sliding_window": self.sliding_window,
+            "flash_attention": self.flash_attention,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+            "use_gate": self.use_gate,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class MultiHeadAttention(_ProjectedAttention):
+    """Multi-head attention (Vaswani et al., 2017).
+
+    Each of `num_heads` heads projects the query and key to `key_dim` and the value to
+    `value_dim`, computes `softmax(q k^T / sqrt(key_dim)) v`, and a last projection maps the
+    concatenated heads to `output_shape` (by default the query's feature size). Drop-in
+    for `keras.layers.MultiHeadAttention`: weights `query/kernel` `(dim, heads, key_dim)`,
+    `query/bias` `(heads, key_dim)`, then `key`, (`gate` with `use_gate`), `value`, and
+    `attention_output/kernel` `(heads, value_dim, *output_shape)`, `attention_output/bias`.
+    Called on one tensor, it attends to itself.
+
+    Args:
+        num_heads: number of heads.
+        key_dim: size of each head for query and key.
+        value_dim: size of each head for value (default `key_dim`).
+        dropout: rate of dropout on the attention weights in training.
+        use_bias: whether the projections have biases.
+        output_shape: int or tuple, the trailing output shape (default the query's size).
+        attention_axes: None (attention over the sequence axis); only the sequence axis
+            is supported (`(1,)` or `-2`).
+        sliding_window: attend only to positions within `sliding_window - 1` of the query's.
+        flash_attention: None (let the backend choose) or a bool, passed to
+            `keras.ops.dot_product_attention` when the fused path runs.
+        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+        activity_regularizer, kernel_constraint, bias_constraint: for the projections.
+        use_gate: multiply the heads by `sigmoid(query @ gate)` before the last projection.
+        seed: integer seed of the dropout.
+
+    Call arguments:
+        query: `(batch, target, dim)`.
+        value: `(batch, source, value_features)`; None for self-attention.
+        key: `(batch, source, key_features)`; default `value`.
+        query_mask, value_mask, key_mask: `(batch, target)` / `(batch, source)` booleans,
+            filled in from Keras masks.
+        attention_mask: boolean `(batch, target, source)` (batch may be missing or 1);
+            False hides a source position from a target position.
+        return_attention_scores: also return the weights `(batch, heads, target, source)`.
+        use_causal_mask: target position `i` attends only to source positions `j <= i`.
+        mask: the Keras mask of a single tensor in self-attention, filled in by Keras.
+
+    Input shape:
+        See the call arguments.
+
+    Output shape:
+        `(batch, target, *output_shape)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> q, v = np.ones((2, 3, 8), "float32"), np.ones((2, 5, 6), "float32")
+        >>> kl.MultiHeadAttention(num_heads=2, key_dim=4)(q, v).shape
+        (2, 3, 8)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        key_dim,
+        value_dim=None,
+        dropout=0.0,
+        use_bias=True,
+        output_shape=None,
+        attention_axes=None,
+        sliding_window=None,
+        flash_attention=None,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        use_gate=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.num_heads = validation.positive_int(self, "num_heads", num_heads)
+        self.key_dim = validation.positive_int(self, "key_dim", key_dim)
+        self.value_dim = self.key_dim
+        if value_dim is not None:
+            self.value_dim = validation.positive_int(self, "value_dim", value_dim)
+        # Stored under a private name: Functional models read `output_shape` off layers.
+        self._output_shape = self._checked_output_shape(output_shape)
+        self.attention_axes = self._checked_attention_axes(attention_axes)
+        self._init_common(dropout, use_bias, sliding_window, flash_attention,
+                          kernel_initializer, bias_initializer, kernel_regularizer,
+                          bias_regularizer, kernel_constraint, bias_constraint, use_gate, seed)
+        self._scale = 1.0 / math.sqrt(self.key_dim)
+        self._key_value_repeats = 1
+
+    def _checked_output_shape(self, output_shape):
+        if output_shape is None:
+            return None
+        dims = (output_shape,) if isinstance(output_shape, numbers.Integral) else output_shape
+        try:
+            dims = tuple(dims)
+        except TypeError:
+            dims = ()
+        if not dims or not all(
+            isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in dims
+        ):
+            raise ValueError(
+                f"{validation.describe(self)}: `output_shape` must be a positive integer or a "
+                f"tuple of them, received output_shape={output_shape!r}."
+            )
+        return tuple(int(d) for d in dims)
+
+    def _checked_attention_axes(self, attention_axes):
+        if attention_axes is None:
+            return None
+        axes = (attention_axes,) if isinstance(attention_axes, int) else attention_axes
+        if not isinstance(axes, (list, tuple)) or tuple(axes) not in ((1,), (-2,)):
+            raise ValueError(
+                f"{validation.describe(self)}: only attention over the sequence axis is "
+                f"supported, `attention_axes` None, 1 or -2; received "
+                f"attention_axes={attention_axes!r}."
+            )
+        return tuple(axes)
+
+    def build(self, query_shape, value_shape=None, key_shape=None):
+        value_shape = query_shape if value_shape is None else value_shape
+        key_shape = value_shape if key_shape is None else key_shape
+        self._check_shapes(query_shape, value_shape, key_shape)
+        heads = self.num_heads
+        self.query_dense = self._projection("query", 1, (heads, self.key_dim))
+        self.query_dense.build(query_shape)
+        self.key_dense = self._projection("key", 1, (heads, self.key_dim))
+        self.key_dense.build(key_shape)
+        if self.use_gate:
+            self.gate_dense = self._projection("gate", 1, (heads, self.value_dim), "sigmoid")
+            self.gate_dense.build(query_shape)
+        self.value_dense = self._projection("value", 1, (heads, self.value_dim))
+        self.value_dense.build(value_shape)
+        output_shape = self._projected_output_shape(query_shape)
+        self.output_dense = self._projection("attention_output", 2, output_shape)
+        self.output_dense.build((*query_shape[:-1], heads, self.value_dim))
+
+    def _projected_output_shape(self, query_shape):
+        return self._output_shape or (query_shape[-1],)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "key_dim": self.key_dim,
+            "value_dim": self.value_dim,
+            "output_shape": self._output_shape,
+            "attention_axes": self.attention_axes,
+            **self._common_config(),
+        }
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class GroupQueryAttention(_ProjectedAttention):
+    """Grouped-query attention (Ainslie et al., 2023): heads share keys and values.
+
+    `num_query_heads` query heads attend in groups of `num_query_heads / num_key_value_heads`
+    to the same key and value head; with one key-value head this is multi-query attention,
+    with as many as query heads it is multi-head attention. The scores are scaled by
+    `1 / sqrt(head_dim)`; the output has the query's feature size. Drop-in for
+    `keras.layers.GroupQueryAttention`: weights `query/kernel` `(dim, query_heads,
+    head_dim)` and bias, `key` and `value` `(dim, key_value_heads, head_dim)` and biases,
+    `attention_output/kernel` `(query_heads, head_dim, dim)` and bias `(dim,)`. Called on one
+    tensor, it attends to itself.
+
+    Args:
+        head_dim: size of each head.
+        num_query_heads: number of query heads.
+        num_key_value_heads: number of key and value heads; divides `num_query_heads`.
+        dropout, use_bias, sliding_window, flash_attention, kernel_initializer,
+        bias_initializer, kernel_regularizer, bias_regularizer, activity_regularizer,
+        kernel_constraint, bias_constraint, use_gate, seed: as in `MultiHeadAttention`.
+
+    Call arguments:
+        As `MultiHeadAttention`; scores are `(batch, query_heads, target, source)`.
+
+    Input shape:
+        query `(batch, target, dim)`, value and key `(batch, source, features)`.
+
+    Output shape:
+        `(batch, target, dim)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> x = np.ones((2, 5, 8), "float32")
+        >>> kl.GroupQueryAttention(4, num_query_heads=4, num_key_value_heads=2)(x, x).shape
+        (2, 5, 8)
+    """
+
+    def __init__(
+        self,
+        head_dim,
+        num_query_heads,
+        num_key_value_heads,
+        dropout=0.0,
+        use_bias=True,
+        sliding_window=None,
+        flash_attention=None,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        use_gate=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.head_dim = validation.positive_int(self, "head_dim", head_dim)
+        self.num_query_heads = validation.positive_int(self, "num_query_heads", num_query_heads)
+        self.num_key_value_heads = validation.positive_int(
+            self, "num_key_value_heads", num_key_value_heads
+        )
+        if self.num_query_heads % self.num_key_value_heads:
+            raise ValueError(
+                f"{validation.describe(self)}: `num_query_heads` must be divisible by "
+                f"`num_key_value_heads`, received num_query_heads={num_query_heads} and "
+                f"num_key_value_heads={num_key_value_heads}."
+            )
+        self._init_common(dropout, use_bias, sliding_window, flash_attention,
+                          kernel_initializer, bias_initializer, kernel_regularizer,
+                          bias_regularizer, kernel_constraint, bias_constraint, use_gate, seed)
+        self._scale = 1.0 / math.sqrt(self.head_dim)
+        self._key_value_repeats = self.num_query_heads // self.num_key_value_heads
+
+    def build(self, query_shape, value_shape=None, key_shape=None):
+        value_shape = query_shape if value_shape is None else value_shape
+        key_shape = value_shape if key_shape is None else key_shape
+        self._check_shapes(query_shape, value_shape, key_shape)
+        query_heads, key_value_heads = self.num_query_heads, self.num_key_value_heads
+        self.query_dense = self._projection("query", 1, (query_heads, self.head_dim))
+        self.query_dense.build(query_shape)
+        self.key_dense = self._projection("key", 1, (key_value_heads, self.head_dim))
+        self.key_dense.build(key_shape)
+        if self.use_gate:
+            self.gate_dense = self._projection(
+                "gate", 1, (query_heads, self.head_dim), "sigmoid"
+            )
+            self.gate_dense.build(query_shape)
+        self.value_dense = self._projection("value", 1, (key_value_heads, self.head_dim))
+        self.value_dense.build(value_shape)
+        self.output_dense = self._projection("attention_output", 2, (query_shape[-1],))
+        self.output_dense.build((*query_shape[:-1], query_heads, self.head_dim))
+
+    def _projected_output_shape(self, query_shape):
+        return (query_shape[-1],)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "head_dim": self.head_dim,
+            "num_query_heads": self.num_query_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            **self._common_config(),
+        }

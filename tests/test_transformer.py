@@ -1,0 +1,252 @@
+"""TransformerEncoder, TransformerDecoder and the position layers: contract, the block
+structure, masks, causality, errors.
+
+Tiny shapes, reused across tests, keep JAX's per-shape compilations few.
+"""
+
+import os
+import tempfile
+
+import keras
+import numpy as np
+import pytest
+
+import keraslayers as kl
+from tests.contract import check_layer_contract, random_inputs, to_numpy
+
+SEQUENCE = random_inputs((2, 5, 4), seed=1)
+ENCODED = random_inputs((2, 3, 6), seed=2)
+PADDING = np.array([[True, True, True, False, False], [True, True, True, True, True]])
+ENCODER_PADDING = np.array([[True, False, False], [True, True, False]])
+SEEDED = {"class_name": "GlorotUniform", "config": {"seed": 1}}
+
+
+def close(a, b, tolerance=1e-5):
+    np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=tolerance, atol=tolerance)
+
+
+# --- TransformerEncoder --------------------------------------------------------------------
+
+
+def test_encoder_contract():
+    check_layer_contract(
+        lambda: kl.TransformerEncoder(8, num_heads=2, dropout=0.5, normalize_first=True,
+                                      kernel_initializer=SEEDED),
+        (2, 5, 4), input_data=SEQUENCE, trainable_weights=16, seed_generators=3,
+    )
+
+
+@pytest.mark.parametrize("normalize_first", [False, True])
+def test_encoder_is_the_residual_composition_of_its_sublayers(normalize_first):
+    block = kl.TransformerEncoder(8, num_heads=2, activation="gelu",
+                                  normalize_first=normalize_first)
+    y = block(SEQUENCE, padding_mask=PADDING)
+    attention_mask = np.broadcast_to(PADDING[:, None, :], (2, 5, 5))
+
+    def attend(x):
+        return block.self_attention_layer(x, x, attention_mask=attention_mask)
+
+    def feedforward(x):
+        return block.feedforward_output_dense(block.feedforward_intermediate_dense(x))
+
+    x = keras.ops.convert_to_tensor(SEQUENCE)
+    for sublayer, norm in ((attend, block.self_attention_layer_norm),
+                           (feedforward, block.feedforward_layer_norm)):
+        x = x + sublayer(norm(x)) if normalize_first else norm(x + sublayer(x))
+    close(y, x)
+    assert block.self_attention_layer.key_dim == 2
+    names = [w.path.split("/", 1)[1] for w in block.weights]
+    assert names[:2] == ["self_attention_layer/query/kernel", "self_attention_layer/query/bias"]
+    assert "feedforward_intermediate_dense/kernel" in names
+
+
+def test_encoder_takes_the_keras_mask_and_padded_keys_change_nothing():
+    block = kl.TransformerEncoder(8, num_heads=2)
+    changed = SEQUENCE.copy()
+    changed[~PADDING] = 50.0
+    first, second = block(SEQUENCE, padding_mask=PADDING), block(changed, padding_mask=PADDING)
+    close(to_numpy(first)[PADDING], to_numpy(second)[PADDING])
+    # The same mask from an embedding with mask_zero, through a model.
+    tokens = keras.Input((5,), dtype="int32")
+    outputs = kl.TransformerEncoder(8, num_heads=2)(kl.Embedding(10, 4, mask_zero=True)(tokens))
+    model = keras.Model(tokens, outputs)
+    data = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]], "int32")
+    embedding = model.layers[1]
+    first = to_numpy(model(data))
+    table = to_numpy(embedding.embeddings).copy()
+    table[0] += 5.0
+    embedding.embeddings.assign(table)
+    close(first[data != 0], to_numpy(model(data))[data != 0])
+
+
+def test_encoder_fully_padded_sequence_is_finite():
+    block = kl.TransformerEncoder(8, num_heads=2)
+    mask = np.array([[False] * 5, [True] * 5])
+    assert np.all(np.isfinite(to_numpy(block(SEQUENCE, padding_mask=mask))))
+    attention_mask = np.zeros((2, 5, 5), bool)
+    assert np.all(np.isfinite(to_numpy(block(SEQUENCE, attention_mask=attention_mask))))
+
+
+def test_encoder_propagates_training_and_mask():
+    block = kl.TransformerEncoder(8, num_heads=2, dropout=0.5)
+    close(block(SEQUENCE), block(SEQUENCE))
+    assert not np.allclose(to_numpy(block(SEQUENCE, training=True)), to_numpy(block(SEQUENCE)))
+    np.testing.assert_array_equal(to_numpy(block.compute_mask(SEQUENCE, PADDING)), PADDING)
+
+
+# --- TransformerDecoder --------------------------------------------------------------------
+
+
+def test_decoder_contract():
+    check_layer_contract(lambda: kl.TransformerDecoder(8, num_heads=2), (2, 5, 4),
+                         input_data=SEQUENCE, trainable_weights=16)
+
+
+def test_decoder_with_cross_attention_weights_and_save_load():
+    decoder_input, encoder_input = keras.Input((5, 4)), keras.Input((3, 6))
+    block = kl.TransformerDecoder(8, num_heads=2, normalize_first=True)
+    model = keras.Model([decoder_input, encoder_input], block(decoder_input, encoder_input))
+    names = [w.path.split("/", 1)[1] for w in block.weights]
+    assert len(names) == 26 and "cross_attention/key/kernel" in names
+    assert tuple(block.cross_attention.key_dense.kernel.shape) == (6, 2, 2)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    before = [to_numpy(w).copy() for w in model.trainable_weights]
+    model.train_on_batch([SEQUENCE, ENCODED], np.ones((2, 5, 4), "float32"))
+    for weight, old in zip(model.trainable_weights, before, strict=True):
+        assert np.any(to_numpy(weight) != old), weight.path
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "decoder.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+    close(loaded([SEQUENCE, ENCODED]), model([SEQUENCE, ENCODED]))
+
+
+@pytest.mark.parametrize("with_encoder", [False, True])
+def test_decoder_output_at_t_ignores_later_tokens(with_encoder):
+    block = kl.TransformerDecoder(8, num_heads=2)
+    args = (ENCODED,) if with_encoder else ()
+    changed = SEQUENCE.copy()
+    changed[:, 3:] = 7.0
+    first, second = to_numpy(block(SEQUENCE, *args)), to_numpy(block(changed, *args))
+    close(first[:, :3], second[:, :3])
+    assert not np.allclose(first[:, 3:], second[:, 3:])
+    # Without the causal mask the future does leak.
+    leaky = to_numpy(block(changed, *args, use_causal_mask=False))
+    assert not np.allclose(to_numpy(block(SEQUENCE, *args, use_causal_mask=False))[:, :3],
+                           leaky[:, :3])
+
+
+def test_decoder_padded_keys_change_nothing_and_padded_rows_are_finite():
+    block = kl.TransformerDecoder(8, num_heads=2)
+    changed_encoder = ENCODED.copy()
+    changed_encoder[~ENCODER_PADDING] = 50.0
+    changed = SEQUENCE.copy()
+    changed[~PADDING] = 50.0
+    first = to_numpy(block(SEQUENCE, ENCODED, decoder_padding_mask=PADDING,
+                           encoder_padding_mask=ENCODER_PADDING))
+    second = to_numpy(block(changed, changed_encoder, decoder_padding_mask=PADDING,
+                            encoder_padding_mask=ENCODER_PADDING))
+    close(first[PADDING], second[PADDING])
+    nothing = block(SEQUENCE, ENCODED, decoder_padding_mask=np.zeros((2, 5), bool),
+                    encoder_attention_mask=np.zeros((2, 5, 3), bool))
+    assert np.all(np.isfinite(to_numpy(nothing)))
+
+
+def test_decoder_must_be_called_as_built():
+    block = kl.TransformerDecoder(8, num_heads=2, name="dec")
+    block(SEQUENCE)
+    with pytest.raises(ValueError, match="TransformerDecoder layer 'dec'.*built without"):
+        block(SEQUENCE, ENCODED)
+
+
+@pytest.mark.parametrize("layer", [kl.TransformerEncoder, kl.TransformerDecoder])
+def test_blocks_reject_bad_arguments(layer):
+    with pytest.raises(ValueError, match=f"{layer.__name__} layer .*num_heads=0"):
+        layer(8, num_heads=0)
+    with pytest.raises(ValueError, match=f"{layer.__name__} layer .*intermediate_dim=-1"):
+        layer(-1, num_heads=2)
+    with pytest.raises(ValueError, match=r"feature size .*\(4\).*num_heads=8.*\(2, 5, 4\)"):
+        layer(8, num_heads=8)(SEQUENCE)
+
+
+# --- position layers -----------------------------------------------------------------------
+
+
+def test_position_embedding_contract_and_start_index():
+    check_layer_contract(lambda: kl.PositionEmbedding(7, initializer=SEEDED), (2, 5, 4),
+                         input_data=SEQUENCE, trainable_weights=1)
+    layer = kl.PositionEmbedding(7)
+    y = to_numpy(layer(SEQUENCE))
+    table = to_numpy(layer.embeddings)
+    np.testing.assert_array_equal(y, np.broadcast_to(table[:5], (2, 5, 4)))
+    np.testing.assert_array_equal(to_numpy(layer(SEQUENCE[:, :2], start_index=3))[0], table[3:5])
+
+
+def test_position_embedding_rejects_a_longer_sequence():
+    layer = kl.PositionEmbedding(4, name="pos")
+    with pytest.raises(ValueError, match=r"PositionEmbedding layer 'pos'.*length 5.*"
+                                         r"\(2, 5, 4\).*sequence_length=4"):
+        layer(SEQUENCE)
+    layer(SEQUENCE[:, :4])
+    with pytest.raises(ValueError, match=r"'pos'.*length 2, from position 3.*sequence_length=4"):
+        layer(SEQUENCE[:, :2], start_index=3)
+
+
+def test_sine_position_encoding_matches_the_formula():
+    check_layer_contract(lambda: kl.SinePositionEncoding(max_wavelength=100), (2, 5, 4),
+                         input_data=SEQUENCE)
+    y = to_numpy(kl.SinePositionEncoding(max_wavelength=100)(SEQUENCE))
+    positions, i = np.arange(5)[:, None], np.arange(4)[None, :]
+    angles = positions / 100.0 ** (2 * (i // 2) / 4)
+    expected = np.where(i % 2 == 0, np.sin(angles), np.cos(angles))
+    np.testing.assert_allclose(y, np.broadcast_to(expected, (2, 5, 4)), rtol=1e-5, atol=1e-6)
+
+
+def numpy_rotary(x, max_wavelength=10000, scaling_factor=1.0):
+    """RoPE on (batch, sequence, ..., features), rotating features i and i + d/2."""
+    d = x.shape[-1]
+    inverse = 1.0 / max_wavelength ** (np.arange(0, d, 2) / d)
+    angles = np.arange(x.shape[1])[:, None] / scaling_factor * inverse[None]
+    angles = np.concatenate([angles, angles], -1).reshape(1, x.shape[1], *[1] * (x.ndim - 3), d)
+    rotated = np.concatenate([-x[..., d // 2:], x[..., : d // 2]], -1)
+    return x * np.cos(angles) + rotated * np.sin(angles)
+
+
+def test_rotary_embedding_matches_the_formula_and_is_relative():
+    check_layer_contract(lambda: kl.RotaryEmbedding(scaling_factor=2.0), (2, 5, 4),
+                         input_data=SEQUENCE)
+    heads = random_inputs((2, 5, 3, 4), seed=3)
+    close(kl.RotaryEmbedding(max_wavelength=100, scaling_factor=2.0)(heads),
+          numpy_rotary(heads, 100, 2.0))
+    # Channels-first layout: (batch, features, sequence).
+    transposed = kl.RotaryEmbedding(sequence_axis=2, feature_axis=1)(SEQUENCE.transpose(0, 2, 1))
+    close(to_numpy(transposed).transpose(0, 2, 1), numpy_rotary(SEQUENCE))
+    # q . k after rotation depends on positions only through their difference.
+    q, k = np.ones((1, 5, 4), "float32"), random_inputs((1, 5, 4), seed=4)
+    k[:] = k[:, :1]
+    rope = kl.RotaryEmbedding()
+    dots = np.einsum("btd,bsd->bts", to_numpy(rope(q)), to_numpy(rope(k)))[0]
+    np.testing.assert_allclose(np.diag(dots, 1)[:-1], np.diag(dots, 1)[1:], rtol=1e-4, atol=1e-5)
+
+
+def test_rotary_embedding_rejects_odd_features():
+    with pytest.raises(ValueError, match=r"RotaryEmbedding layer 'rope'.*even.*\(2, 5, 3\)"):
+        kl.RotaryEmbedding(name="rope")(np.ones((2, 5, 3), "float32"))
+
+
+def test_token_and_position_embedding():
+    tokens = np.array([[3, 1, 0, 0, 0], [7, 2, 9, 4, 0]], "int32")
+    check_layer_contract(
+        lambda: kl.TokenAndPositionEmbedding(10, 6, 4, embeddings_initializer=SEEDED,
+                                             mask_zero=True),
+        (2, 5), input_dtype="int32", input_data=tokens, expected_output_shape=(2, 5, 4),
+        trainable_weights=2, expected_mask=tokens != 0,
+    )
+    layer = kl.TokenAndPositionEmbedding(10, 6, 4)
+    y = to_numpy(layer(tokens))
+    table, positions = (to_numpy(w) for w in layer.weights)
+    close(y, table[tokens] + positions[None, :5])
+    assert [w.path.split("/", 1)[1] for w in layer.weights] == [
+        "token_embedding/embeddings", "position_embedding/embeddings"]
+    with pytest.raises(ValueError, match=r"sequence_length=6"):
+        layer(np.ones((2, 7), "int32"))
