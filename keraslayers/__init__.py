@@ -17,6 +17,14 @@ from keraslayers.layers.normalization import (
     LayerNormalization,
     RMSNormalization,
 )
+from keraslayers.layers.recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
+
+# Cells are public too, but not in __all__: a cell's call takes (inputs, states), so the
+# catalogue's single-input contract cannot run it; tests/test_recurrent.py checks them.
+from keraslayers.layers.recurrent import GRUCell as GRUCell
+from keraslayers.layers.recurrent import LSTMCell as LSTMCell
+from keraslayers.layers.recurrent import SimpleRNNCell as SimpleRNNCell
+from keraslayers.layers.recurrent import StackedRNNCells as StackedRNNCells
 from keraslayers.layers.regularization import Dropout
 from keraslayers.layers.residual import Residual
 
@@ -25,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Activation",
     "BatchNormalization",
+    "Bidirectional",
     "Conv1D",
     "Conv1DTranspose",
     "Conv2D",
@@ -35,9 +44,13 @@ __all__ = [
     "DepthwiseConv2D",
     "Dropout",
     "Embedding",
+    "GRU",
+    "LSTM",
     "LayerNormalization",
     "RMSNormalization",
+    "RNN",
     "ReLU",
     "Residual",
     "SeparableConv2D",
+    "SimpleRNN",
 ]

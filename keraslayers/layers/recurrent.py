@@ -1,0 +1,1117 @@
+"""Recurrent layers: SimpleRNN, LSTM and GRU cells, the RNN layer that runs them, Bidirectional.
+
+Every cell splits its step in two, so the RNN layer can hoist the work that does not depend on
+the state out of the time loop:
+
+- `project_inputs(inputs, masks)`: dropout on the inputs, `inputs @ kernel + input_bias`. It
+  contracts the last axis, so the RNN layer calls it once on the whole `(batch, time, features)`
+  sequence: one matrix product for all time steps.
+- `step(projected, states, masks)`: the recurrent part, one time step.
+
+`dropout_masks(batch_size, training)` draws the dropout masks once per sequence, before the
+loop, and the same masks serve every step (variational dropout, as Keras does). Cells from
+elsewhere (any layer with `call(inputs, states)` and `state_size`) run step by step.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+from keras import activations, constraints, initializers, ops, regularizers
+
+from keraslayers.layers import validation
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def gate_projection(inputs, kernel, masks):
+    """`inputs @ kernel`, where each gate's column block sees its own dropped-out inputs.
+
+    `masks` is None (no dropout), one mask `(batch, features)` shared by every gate, or one
+    per gate; `inputs` is `(batch, features)` or `(batch, time, features)`.
+    """
+    if masks is None:
+        return ops.matmul(inputs, kernel)
+    if len(inputs.shape) == 3:
+        masks = [ops.expand_dims(mask, 1) for mask in masks]  # (batch, 1, features)
+    if len(masks) == 1:
+        return ops.matmul(inputs * masks[0], kernel)
+    blocks = ops.split(kernel, len(masks), axis=-1)
+    return ops.concatenate(
+        [ops.matmul(inputs * mask, block) for mask, block in zip(masks, blocks, strict=True)],
+        axis=-1,
+    )
+
+
+class _GatedCell(keras.layers.Layer):
+    """What the three cells share: arguments, the weights `kernel`, `recurrent_kernel`,
+    `bias`, dropout masks, the config and the standalone `call(inputs, states)`.
+
+    Subclasses set `gates` (column blocks of the kernels) and define `step`.
+    """
+
+    gates = 1
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = validation.positive_int(self, "units", units)
+        self.activation = validation.activation(self, activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.dropout = validation.rate(self, "dropout", dropout)
+        self.recurrent_dropout = validation.rate(self, "recurrent_dropout", recurrent_dropout)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.state_size = self.units
+        self.output_size = self.units
+
+    def build(self, input_shape):
+        validation.min_rank(self, input_shape, 2)
+        (input_dim,) = validation.known_sizes(self, input_shape, [len(input_shape) - 1])
+        width = self.gates * self.units
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(input_dim, width),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            name="recurrent_kernel",
+            shape=(self.units, width),
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=self._bias_shape(),
+                initializer=self._full_bias_initializer(),
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+
+    def _bias_shape(self):
+        return (self.gates * self.units,)
+
+    def _full_bias_initializer(self):
+        return self.bias_initializer
+
+    def _input_bias(self):
+        return self.bias
+
+    def _mask_count(self):
+        """How many independent masks: Keras gives each gate its own masks only when
+        recurrent dropout is on; otherwise one input mask serves every gate."""
+        return self.gates if self.recurrent_dropout > 0 else 1
+
+    def dropout_masks(self, batch_size, training=False):
+        """`(input_masks, recurrent_masks)`, each None or a list of `(batch, size)` masks of
+        0 and `1 / (1 - rate)`, drawn once per sequence."""
+        if not training:
+            return None, None
+
+        def draw(rate, size):
+            if rate == 0:
+                return None
+            ones = ops.ones((batch_size, size), dtype=self.compute_dtype)
+            return [
+                keras.random.dropout(ones, rate, seed=self.seed_generator)
+                for _ in range(self._mask_count())
+            ]
+
+        input_dim = self.kernel.shape[0]
+        return draw(self.dropout, input_dim), draw(self.recurrent_dropout, self.units)
+
+    def project_inputs(self, inputs, masks=(None, None)):
+        """`(batch, [time,] features)` -> `(batch, [time,] gates * units)`."""
+        projected = gate_projection(inputs, self.kernel, masks[0])
+        bias = self._input_bias()
+        return projected if bias is None else projected + bias
+
+    def get_initial_state(self, batch_size=None):
+        sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
+        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in sizes]
+
+    def call(self, inputs, states, training=False):
+        """One step on its own: `(batch, features)` and the states -> `(output, new_states)`.
+
+        Dropout masks are drawn anew on each call; inside an RNN they are drawn once per
+        sequence.
+        """
+        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        masks = self.dropout_masks(ops.shape(inputs)[0], training)
+        return self.step(self.project_inputs(inputs, masks), states, masks)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class SimpleRNNCell(_GatedCell):
+    """One step of a fully connected RNN: `h_t = activation(x_t @ kernel + bias + h_{t-1} @
+    recurrent_kernel)`.
+
+    Drop-in for `keras.layers.SimpleRNNCell`: weights `kernel` `(features, units)`,
+    `recurrent_kernel` `(units, units)`, `bias` `(units,)`.
+
+    Args:
+        units: positive integer, the size of the state and output.
+        activation: activation name or callable (default tanh); None for linear.
+        use_bias: whether to add a learned bias.
+        kernel_initializer, recurrent_initializer, bias_initializer: initializers.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: optional regularizers.
+        kernel_constraint, recurrent_constraint, bias_constraint: optional constraints.
+        dropout: fraction of the inputs to drop in training, in [0, 1).
+        recurrent_dropout: fraction of the previous state to drop in training, in [0, 1).
+        seed: integer seed of the dropout masks.
+
+    Input shape:
+        `inputs` `(batch, features)`, `states` a list of one `(batch, units)` tensor.
+
+    Output shape:
+        `(output, [new_state])`, both `(batch, units)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.RNN(kl.SimpleRNNCell(4))(np.ones((2, 3, 5), "float32")).shape
+        (2, 4)
+    """
+
+    def step(self, projected, states, masks=(None, None), training=False):
+        recurrent = gate_projection(states[0], self.recurrent_kernel, masks[1])
+        output = self.activation(projected + recurrent)
+        return output, [output]
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class LSTMCell(_GatedCell):
+    """One step of a long short-term memory:
+
+    `[i, f, g, o] = x_t @ kernel + bias + h_{t-1} @ recurrent_kernel` (gates in this order),
+    `c_t = σ(f) * c_{t-1} + σ(i) * activation(g)`, `h_t = σ(o) * activation(c_t)`, with
+    σ the `recurrent_activation`.
+
+    Drop-in for `keras.layers.LSTMCell`: weights `kernel` `(features, 4 * units)`,
+    `recurrent_kernel` `(units, 4 * units)`, `bias` `(4 * units,)`; states `[h, c]`.
+
+    Args:
+        units: positive integer, the size of the state and output.
+        activation: activation of the candidate and the cell state (default tanh).
+        recurrent_activation: activation of the gates (default sigmoid).
+        use_bias: whether to add a learned bias.
+        unit_forget_bias: start the forget gate's bias at 1 (the rest from
+            `bias_initializer`).
+        kernel_initializer, recurrent_initializer, bias_initializer: initializers.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: optional regularizers.
+        kernel_constraint, recurrent_constraint, bias_constraint: optional constraints.
+        dropout: fraction of the inputs to drop in training, in [0, 1).
+        recurrent_dropout: fraction of the previous state to drop in training, in [0, 1);
+            when on, each gate draws its own masks, as in Keras.
+        seed: integer seed of the dropout masks.
+
+    Input shape:
+        `inputs` `(batch, features)`, `states` `[h, c]`, each `(batch, units)`.
+
+    Output shape:
+        `(h_t, [h_t, c_t])`, each `(batch, units)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.RNN(kl.LSTMCell(4))(np.ones((2, 3, 5), "float32")).shape
+        (2, 4)
+    """
+
+    gates = 4
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias=True, unit_forget_bias=True, **kwargs):
+        super().__init__(units, activation=activation, use_bias=use_bias, **kwargs)
+        self.recurrent_activation = validation.activation(
+            self, recurrent_activation, "recurrent_activation"
+        )
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.state_size = [self.units, self.units]
+
+    def _full_bias_initializer(self):
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        units, rest = self.units, self.bias_initializer
+
+        def forget_gate_at_one(shape, dtype=None):
+            # gate order i, f, g, o: ones for f
+            return ops.concatenate([
+                rest((units,), dtype=dtype),
+                ops.ones((units,), dtype=dtype),
+                rest((2 * units,), dtype=dtype),
+            ])
+
+        return forget_gate_at_one
+
+    def step(self, projected, states, masks=(None, None), training=False):
+        h, c = states
+        z = projected + gate_projection(h, self.recurrent_kernel, masks[1])
+        i, f, g, o = ops.split(z, 4, axis=-1)
+        sigma = self.recurrent_activation
+        c = sigma(f) * c + sigma(i) * self.activation(g)
+        h = sigma(o) * self.activation(c)
+        return h, [h, c]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
+            "unit_forget_bias": self.unit_forget_bias,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class GRUCell(_GatedCell):
+    """One step of a gated recurrent unit, gates in Keras's order `[z, r, h]`:
+
+    `z = σ(x_z + h_{t-1} @ R_z)`, `r = σ(x_r + h_{t-1} @ R_r)`, candidate
+    `ĥ = activation(x_h + r * (h_{t-1} @ R_h + b_rh))` with `reset_after=True` (default,
+    cuDNN-compatible) or `activation(x_h + (r * h_{t-1}) @ R_h)` with `reset_after=False`;
+    `h_t = z * h_{t-1} + (1 - z) * ĥ`. `x_* = x_t @ kernel_* + b_*`.
+
+    Drop-in for `keras.layers.GRUCell`: weights `kernel` `(features, 3 * units)`,
+    `recurrent_kernel` `(units, 3 * units)`, `bias` `(2, 3 * units)` (input and recurrent
+    biases) with `reset_after=True`, `(3 * units,)` otherwise.
+
+    Args:
+        units: positive integer, the size of the state and output.
+        activation: activation of the candidate (default tanh).
+        recurrent_activation: activation of the gates (default sigmoid).
+        use_bias: whether to add learned biases.
+        reset_after: apply the reset gate after the recurrent matrix product.
+        kernel_initializer, recurrent_initializer, bias_initializer: initializers.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: optional regularizers.
+        kernel_constraint, recurrent_constraint, bias_constraint: optional constraints.
+        dropout, recurrent_dropout, seed: as for `LSTMCell`.
+
+    Input shape:
+        `inputs` `(batch, features)`, `states` a list of one `(batch, units)` tensor.
+
+    Output shape:
+        `(h_t, [h_t])`, each `(batch, units)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.RNN(kl.GRUCell(4))(np.ones((2, 3, 5), "float32")).shape
+        (2, 4)
+    """
+
+    gates = 3
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias=True, reset_after=True, **kwargs):
+        super().__init__(units, activation=activation, use_bias=use_bias, **kwargs)
+        self.recurrent_activation = validation.activation(
+            self, recurrent_activation, "recurrent_activation"
+        )
+        self.reset_after = bool(reset_after)
+
+    def _bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def _input_bias(self):
+        if self.bias is None or not self.reset_after:
+            return self.bias
+        return self.bias[0]
+
+    def step(self, projected, states, masks=(None, None), training=False):
+        (h,) = states
+        units, sigma = self.units, self.recurrent_activation
+        recurrent_masks = masks[1]
+        x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
+        if self.reset_after:
+            inner = gate_projection(h, self.recurrent_kernel, recurrent_masks)
+            if self.bias is not None:
+                inner = inner + self.bias[1]
+            r_z, r_r, r_h = ops.split(inner, 3, axis=-1)
+            z, r = sigma(x_z + r_z), sigma(x_r + r_r)
+            candidate = self.activation(x_h + r * r_h)
+        else:
+            gate_kernel, candidate_kernel = (
+                self.recurrent_kernel[:, : 2 * units], self.recurrent_kernel[:, 2 * units:]
+            )
+            zr_masks = None if recurrent_masks is None else recurrent_masks[:2]
+            r_z, r_r = ops.split(gate_projection(h, gate_kernel, zr_masks), 2, axis=-1)
+            z, r = sigma(x_z + r_z), sigma(x_r + r_r)
+            h_for_candidate = h if recurrent_masks is None else h * recurrent_masks[-1]
+            candidate = self.activation(x_h + ops.matmul(r * h_for_candidate, candidate_kernel))
+        h = z * h + (1 - z) * candidate
+        return h, [h]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
+            "reset_after": self.reset_after,
+        }
+
+
+def _cell_state_sizes(cell):
+    """The cell's state sizes as a list (nested per cell for a stack)."""
+    if isinstance(cell, StackedRNNCells):
+        return [_cell_state_sizes(c) for c in cell.cells]
+    size = cell.state_size
+    return list(size) if isinstance(size, (list, tuple)) else [size]
+
+
+def _output_size(cell):
+    size = getattr(cell, "output_size", None)
+    if size is not None:
+        return size
+    return keras.tree.flatten(_cell_state_sizes(cell))[0]
+
+
+def _splits_its_step(cell):
+    """Whether the cell follows this module's project_inputs / step protocol."""
+    return isinstance(cell, (_GatedCell, StackedRNNCells))
+
+
+def _draw_masks(cell, batch_size, training):
+    if _splits_its_step(cell):
+        return cell.dropout_masks(batch_size, training)
+    return None, None
+
+
+def _project(cell, inputs, masks):
+    return cell.project_inputs(inputs, masks) if _splits_its_step(cell) else inputs
+
+
+def _step(cell, projected, states, masks, training):
+    if _splits_its_step(cell):
+        return cell.step(projected, states, masks, training)
+    # A cell from elsewhere: call it whole, as Keras's RNN does.
+    kwargs = {"training": training} if getattr(cell, "_call_has_training_arg", False) else {}
+    output, new_states = cell(projected, states, **kwargs)
+    return output, list(new_states) if keras.tree.is_nested(new_states) else [new_states]
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class StackedRNNCells(keras.layers.Layer):
+    """Several cells as one: each cell's output is the next one's input, at every step.
+
+    `RNN([cell_1, cell_2])` builds one. The first cell's input projection still runs once
+    for the whole sequence; the others project their input step by step.
+
+    Args:
+        cells: a list of cells.
+
+    Input shape:
+        `inputs` `(batch, features)`, `states` one list of states per cell.
+
+    Output shape:
+        `(last cell's output, [each cell's new states])`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.RNN([kl.GRUCell(4), kl.GRUCell(3)])(np.ones((2, 5, 6), "float32")).shape
+        (2, 3)
+    """
+
+    def __init__(self, cells, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(cells, (list, tuple)) or not cells:
+            raise ValueError(
+                f"{validation.describe(self)}: `cells` must be a non-empty list of cells, "
+                f"received cells={cells!r}."
+            )
+        for cell in cells:
+            _check_cell(self, cell)
+        self.cells = list(cells)
+
+    @property
+    def state_size(self):
+        return [c.state_size for c in self.cells]
+
+    @property
+    def output_size(self):
+        return _output_size(self.cells[-1])
+
+    def build(self, input_shape):
+        for cell in self.cells:
+            if not cell.built:
+                cell.build(input_shape)
+            input_shape = (input_shape[0], _output_size(cell))
+
+    def get_initial_state(self, batch_size=None):
+        return [
+            [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in sizes]
+            for sizes in _cell_state_sizes(self)
+        ]
+
+    def dropout_masks(self, batch_size, training=False):
+        return [_draw_masks(cell, batch_size, training) for cell in self.cells], None
+
+    def project_inputs(self, inputs, masks=(None, None)):
+        cell_masks = masks[0] or [(None, None)] * len(self.cells)
+        return _project(self.cells[0], inputs, cell_masks[0])
+
+    def step(self, projected, states, masks=(None, None), training=False):
+        cell_masks = masks[0] or [(None, None)] * len(self.cells)
+        output, new_states = projected, []
+        for index, (cell, cell_states) in enumerate(zip(self.cells, states, strict=True)):
+            # the first cell's inputs were projected for all steps before the loop
+            inputs = output if index == 0 else _project(cell, output, cell_masks[index])
+            output, cell_states = _step(cell, inputs, cell_states, cell_masks[index], training)
+            new_states.append(cell_states)
+        return output, new_states
+
+    def call(self, inputs, states, training=False):
+        masks = self.dropout_masks(ops.shape(inputs)[0], training)
+        return self.step(self.project_inputs(inputs, masks), states, masks, training)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "cells": [keras.saving.serialize_keras_object(cell) for cell in self.cells],
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["cells"] = [keras.saving.deserialize_keras_object(c) for c in config["cells"]]
+        return cls(**config)
+
+
+def _check_cell(layer, cell):
+    if not callable(getattr(cell, "call", None)) or getattr(cell, "state_size", None) is None:
+        raise ValueError(
+            f"{validation.describe(layer)}: a cell must be a layer with a `call(inputs, "
+            f"states)` method and a `state_size` attribute, received {cell!r}."
+        )
+
+
+def _python_scan(step, carry, xs):
+    """`ops.scan` as a Python loop over a known number of steps (`unroll=True`)."""
+    length = keras.tree.flatten(xs)[0].shape[0]
+    ys = []
+    for t in range(length):
+        carry, y = step(carry, keras.tree.map_structure(lambda x, t=t: x[t], xs))
+        ys.append(y)
+    return carry, keras.tree.map_structure(lambda *y: ops.stack(y), *ys)
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class RNN(keras.layers.Layer):
+    """Runs a cell over the time axis of a sequence.
+
+    For each step `t`: `output_t, states_t = cell(x_t, states_{t-1})`. Where the mask is False
+    the step is skipped: the states and the output carry over from the previous step (the
+    output of a skipped first step is zeros; with `zero_output_for_mask`, every skipped
+    output is zeros). The loop is `keras.ops.scan`, so it runs with an unknown time length
+    and under XLA; before it, the cell projects the inputs of all steps with one matrix
+    product. Drop-in for `keras.layers.RNN`.
+
+    Args:
+        cell: a cell (this module's, Keras's, or any layer with `call(inputs, states)` and
+            `state_size`), or a list of cells to stack.
+        return_sequences: return every step's output, not only the last.
+        return_state: also return the final states, after the output.
+        go_backwards: run from the last step to the first; sequences come out reversed.
+        stateful: each batch starts from the states the previous batch ended with (a fixed
+            batch size is needed); `reset_states()` zeroes them.
+        unroll: a Python loop over a known time length instead of `ops.scan`.
+        zero_output_for_mask: zeros for the outputs of masked steps.
+
+    Call arguments:
+        sequences: `(batch, time, features)`.
+        initial_state: list of `(batch, state_size)` tensors, one per state.
+        mask: boolean `(batch, time)`, False for steps to skip.
+        training: whether dropout is on.
+
+    Input shape:
+        `(batch, time, features)`.
+
+    Output shape:
+        `(batch, time, output_size)` with `return_sequences`, else `(batch, output_size)`;
+        with `return_state`, followed by the final states `(batch, state_size)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.RNN(kl.LSTMCell(4), return_sequences=True)(np.ones((2, 3, 5), "float32")).shape
+        (2, 3, 4)
+    """
+
+    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(cell, (list, tuple)):
+            cell = StackedRNNCells(cell, dtype=self.dtype_policy)
+        _check_cell(self, cell)
+        self.cell = cell
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.supports_masking = True
+        self.states = None
+
+    # -- shapes ------------------------------------------------------------------------
+
+    def _check_sequences(self, shape):
+        if len(shape) != 3:
+            raise ValueError(
+                f"{validation.describe(self)}: expected sequences of rank 3 (batch, time, "
+                f"features), received an input of shape {tuple(shape)}."
+            )
+        if self.unroll and shape[1] is None:
+            raise ValueError(
+                f"{validation.describe(self)}: unroll=True needs a known number of time "
+                f"steps, received sequences of shape {tuple(shape)}."
+            )
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        self._check_sequences(sequences_shape)
+        validation.known_sizes(self, sequences_shape, [2])
+        if not self.cell.built:
+            self.cell.build((sequences_shape[0], sequences_shape[2]))
+        if self.stateful:
+            if sequences_shape[0] is None:
+                raise ValueError(
+                    f"{validation.describe(self)}: stateful=True needs a fixed batch size "
+                    f"(keras.Input(batch_shape=...)), received sequences of shape "
+                    f"{tuple(sequences_shape)}."
+                )
+            self.states = [
+                self.add_weight(name=f"rnn_state_{i}", shape=(sequences_shape[0], size),
+                                initializer="zeros", trainable=False)
+                for i, size in enumerate(keras.tree.flatten(_cell_state_sizes(self.cell)))
+            ]
+
+    def _state_shapes(self, batch_size):
+        return [(batch_size, size) for size in keras.tree.flatten(_cell_state_sizes(self.cell))]
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        batch, time = sequences_shape[0], sequences_shape[1]
+        size = _output_size(self.cell)
+        output_shape = (batch, time, size) if self.return_sequences else (batch, size)
+        if not self.return_state:
+            return output_shape
+        state_shapes = keras.tree.pack_sequence_as(
+            _cell_state_sizes(self.cell), self._state_shapes(batch)
+        )
+        return (output_shape, *state_shapes)
+
+    def compute_mask(self, sequences, mask=None):
+        mask = keras.tree.flatten(mask)[0] if mask is not None else None
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask] + [None] * len(_cell_state_sizes(self.cell))
+        return output_mask
+
+    def reset_states(self):
+        """Zeroes the states of a stateful layer."""
+        for state in self.states or []:
+            state.assign(ops.zeros(state.shape, dtype=state.dtype))
+
+    reset_state = reset_states
+
+    # -- the time loop -----------------------------------------------------------------
+
+    def _initial_states(self, sequences, initial_state):
+        sizes = _cell_state_sizes(self.cell)
+        if initial_state is None:
+            if self.stateful:
+                flat = [ops.convert_to_tensor(state) for state in self.states]
+            else:
+                batch = ops.shape(sequences)[0]
+                flat = [ops.zeros((batch, size)) for size in keras.tree.flatten(sizes)]
+        else:
+            flat = keras.tree.flatten(initial_state)
+            self._check_initial_state(sequences.shape, flat)
+        flat = [ops.cast(state, self.compute_dtype) for state in flat]
+        return keras.tree.pack_sequence_as(sizes, flat)
+
+    def _check_initial_state(self, sequences_shape, flat):
+        expected = self._state_shapes(sequences_shape[0])
+        received = [tuple(state.shape) for state in flat]
+        fits = len(received) == len(expected) and all(
+            _compatible(r, e) for r, e in zip(received, expected, strict=True)
+        )
+        if not fits:
+            raise ValueError(
+                f"{validation.describe(self)}: `initial_state` must be {len(expected)} "
+                f"tensor(s) of shapes {expected}, received {len(received)} of shapes "
+                f"{received}."
+            )
+
+    def _check_mask(self, sequences_shape, mask):
+        shape = tuple(mask.shape)
+        if not _compatible(shape, tuple(sequences_shape[:2])):
+            raise ValueError(
+                f"{validation.describe(self)}: the mask must have shape (batch, time) = "
+                f"{tuple(sequences_shape[:2])} to match the sequences of shape "
+                f"{tuple(sequences_shape)}, received a mask of shape {shape}."
+            )
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        self._check_sequences(sequences.shape)
+        mask = keras.tree.flatten(mask)[0] if mask is not None else None
+        if mask is not None:
+            self._check_mask(sequences.shape, mask)
+        states = self._initial_states(sequences, initial_state)
+        last_output, outputs, states = self._run(sequences, states, mask, training)
+        if self.stateful:
+            for variable, state in zip(self.states, keras.tree.flatten(states), strict=True):
+                variable.assign(ops.stop_gradient(state))
+        output = outputs if self.return_sequences else last_output
+        if self.return_state:
+            return (output, *states)
+        return output
+
+    def _run(self, sequences, states, mask, training):
+        """The one time loop: `ops.scan` over time-major steps (a Python loop if `unroll`).
+
+        Returns `(last_output, outputs (batch, time, output_size), final_states)`.
+        """
+        cell = self.cell
+        masks = _draw_masks(cell, ops.shape(sequences)[0], training)
+        # (batch, time, features) -> (time, batch, projected): one matrix product
+        projected = ops.transpose(_project(cell, sequences, masks), (1, 0, 2))
+        steps_mask = None if mask is None else ops.transpose(ops.cast(mask, "bool"), (1, 0))
+        if self.go_backwards:
+            projected = ops.flip(projected, axis=0)
+            steps_mask = None if steps_mask is None else ops.flip(steps_mask, axis=0)
+        batch = ops.shape(sequences)[0]
+        zero_output = ops.zeros((batch, _output_size(cell)), dtype=self.compute_dtype)
+
+        def step(carry, inputs):
+            previous_states, previous_output = carry
+            projected_t, keep = inputs, None
+            if steps_mask is not None:
+                projected_t, keep = inputs[:, :-1], inputs[:, -1:] > 0.5  # keep: (batch, 1)
+            output, new_states = _step(cell, projected_t, previous_states, masks, training)
+            output = ops.cast(output, self.compute_dtype)
+            new_states = keras.tree.map_structure(
+                lambda state: ops.cast(state, self.compute_dtype), new_states
+            )
+            if keep is not None:
+                skipped = zero_output if self.zero_output_for_mask else previous_output
+                output = ops.where(keep, output, skipped)
+                new_states = keras.tree.map_structure(
+                    lambda new, old: ops.where(_broadcast_mask(keep, new), new, old),
+                    new_states, previous_states,
+                )
+            carry = (new_states, output)
+            # TensorFlow's ops.scan needs the per-step results shaped like the carry.
+            return carry, carry
+
+        xs = projected
+        if steps_mask is not None:
+            # The mask rides along as a last column: TensorFlow's ops.scan cannot take a
+            # tuple of sequences whose length is unknown.
+            mask_column = ops.expand_dims(ops.cast(steps_mask, projected.dtype), -1)
+            xs = ops.concatenate([projected, mask_column], axis=-1)
+        scan = _python_scan if self.unroll else ops.scan
+        (states, last_output), (_, outputs) = scan(step, (states, zero_output), xs)
+        return last_output, ops.transpose(outputs, (1, 0, 2)), states
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "cell": keras.saving.serialize_keras_object(self.cell),
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
+        return cls(**config)
+
+
+def _compatible(shape, expected):
+    """Same rank, and the same size wherever both are known."""
+    return len(shape) == len(expected) and all(
+        a is None or b is None or a == b for a, b in zip(shape, expected, strict=True)
+    )
+
+
+def _broadcast_mask(keep, state):
+    """`(batch, 1)` -> `(batch, 1, ...)` with the state's rank."""
+    for _ in range(len(state.shape) - 2):
+        keep = ops.expand_dims(keep, -1)
+    return keep
+
+
+_COMMON_CELL_ARGUMENTS = (
+    "activation", "use_bias", "kernel_initializer", "recurrent_initializer",
+    "bias_initializer", "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+    "kernel_constraint", "recurrent_constraint", "bias_constraint", "dropout",
+    "recurrent_dropout", "seed",
+)
+
+
+class _CellRNN(RNN):
+    """An RNN layer that makes its own cell from the cell's arguments (SimpleRNN, LSTM, GRU).
+
+    Its config is the cell's arguments plus the RNN's, flat, as Keras writes it.
+    """
+
+    cell_class: type = _GatedCell
+    cell_name = ""
+    cell_arguments: tuple = _COMMON_CELL_ARGUMENTS
+
+    def __init__(self, units, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
+        cell_kwargs = {k: kwargs.pop(k) for k in self.cell_arguments if k in kwargs}
+        cell = self.cell_class(
+            units,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name=self.cell_name,
+            **cell_kwargs,
+        )
+        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+                         zero_output_for_mask=zero_output_for_mask, **kwargs)
+        self.units = cell.units
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        return super().call(sequences, initial_state=initial_state, mask=mask,
+                            training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["cell"]
+        cell_config = self.cell.get_config()
+        return {
+            **config,
+            "units": self.units,
+            **{k: cell_config[k] for k in self.cell_arguments},
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class SimpleRNN(_CellRNN):
+    """Fully connected RNN: `h_t = activation(x_t @ kernel + bias + h_{t-1} @
+    recurrent_kernel)`, the output fed back as the next state.
+
+    `RNN(SimpleRNNCell(...))` in one layer; drop-in for `keras.layers.SimpleRNN` (same
+    arguments, weights `kernel`, `recurrent_kernel`, `bias`).
+
+    Args:
+        units: positive integer, the size of the state and output.
+        activation, use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
+            kernel_regularizer, recurrent_regularizer, bias_regularizer, kernel_constraint,
+            recurrent_constraint, bias_constraint, dropout, recurrent_dropout, seed: the
+            cell's, see `SimpleRNNCell`.
+        return_sequences, return_state, go_backwards, stateful, unroll,
+            zero_output_for_mask: the loop's, see `RNN`.
+        activity_regularizer: optional regularizer of the output.
+
+    Input shape:
+        `(batch, time, features)`; a mask `(batch, time)` skips steps.
+
+    Output shape:
+        `(batch, time, units)` with `return_sequences`, else `(batch, units)`; with
+        `return_state`, followed by the final state `(batch, units)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.SimpleRNN(4)(np.ones((2, 3, 5), "float32")).shape
+        (2, 4)
+    """
+
+    cell_class = SimpleRNNCell
+    cell_name = "simple_rnn_cell"
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class LSTM(_CellRNN):
+    """Long short-term memory (Hochreiter and Schmidhuber, 1997) over a sequence.
+
+    `RNN(LSTMCell(...))` in one layer; drop-in for `keras.layers.LSTM` (same arguments but
+    `use_cudnn`, weights `kernel` `(features, 4 * units)`, `recurrent_kernel`, `bias`; gates
+    i, f, g, o). See `LSTMCell` for the step.
+
+    Args:
+        units: positive integer, the size of the state and output.
+        activation, recurrent_activation, use_bias, unit_forget_bias, kernel_initializer,
+            recurrent_initializer, bias_initializer, kernel_regularizer,
+            recurrent_regularizer, bias_regularizer, kernel_constraint,
+            recurrent_constraint, bias_constraint, dropout, recurrent_dropout, seed: the
+            cell's, see `LSTMCell`.
+        return_sequences, return_state, go_backwards, stateful, unroll,
+            zero_output_for_mask: the loop's, see `RNN`.
+        activity_regularizer: optional regularizer of the output.
+
+    Input shape:
+        `(batch, time, features)`; a mask `(batch, time)` skips steps.
+
+    Output shape:
+        `(batch, time, units)` with `return_sequences`, else `(batch, units)`; with
+        `return_state`, followed by the final `h` and `c`, each `(batch, units)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.LSTM(4, return_sequences=True)(np.ones((2, 3, 5), "float32")).shape
+        (2, 3, 4)
+    """
+
+    cell_class = LSTMCell
+    cell_name = "lstm_cell"
+    cell_arguments = (*_COMMON_CELL_ARGUMENTS, "recurrent_activation", "unit_forget_bias")
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class GRU(_CellRNN):
+    """Gated recurrent unit (Cho et al., 2014) over a sequence.
+
+    `RNN(GRUCell(...))` in one layer; drop-in for `keras.layers.GRU` (same arguments but
+    `use_cudnn`, weights `kernel` `(features, 3 * units)`, `recurrent_kernel`, `bias`
+    `(2, 3 * units)` with `reset_after=True`; gates z, r, h). See `GRUCell` for the step.
+
+    Args:
+        units: positive integer, the size of the state and output.
+        activation, recurrent_activation, use_bias, reset_after, kernel_initializer,
+            recurrent_initializer, bias_initializer, kernel_regularizer,
+            recurrent_regularizer, bias_regularizer, kernel_constraint,
+            recurrent_constraint, bias_constraint, dropout, recurrent_dropout, seed: the
+            cell's, see `GRUCell`.
+        return_sequences, return_state, go_backwards, stateful, unroll,
+            zero_output_for_mask: the loop's, see `RNN`.
+        activity_regularizer: optional regularizer of the output.
+
+    Input shape:
+        `(batch, time, features)`; a mask `(batch, time)` skips steps.
+
+    Output shape:
+        `(batch, time, units)` with `return_sequences`, else `(batch, units)`; with
+        `return_state`, followed by the final state `(batch, units)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.GRU(4, reset_after=False)(np.ones((2, 3, 5), "float32")).shape
+        (2, 4)
+    """
+
+    cell_class = GRUCell
+    cell_name = "gru_cell"
+    cell_arguments = (*_COMMON_CELL_ARGUMENTS, "recurrent_activation", "reset_after")
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class Bidirectional(keras.layers.Layer):
+    """Runs a recurrent layer forwards and a copy of it backwards, and merges the two.
+
+    `y = merge(forward(x), reverse(backward(x)))`, the backward sequence flipped back so that
+    step `t` of both lines up. Drop-in for `keras.layers.Bidirectional` (weights: the forward
+    layer's, then the backward layer's). With a mask and `return_sequences`, both directions
+    output zeros at masked steps, as Keras does.
+
+    Args:
+        layer: a recurrent layer (`RNN`, `SimpleRNN`, `LSTM`, `GRU`, or Keras's).
+        merge_mode: "concat" (default), "sum", "mul", "ave", or None for the list
+            `[forward, backward]`.
+        backward_layer: optional layer for the backward direction; by default a copy of
+            `layer` with `go_backwards` flipped.
+
+    Input shape:
+        `(batch, time, features)`.
+
+    Output shape:
+        The wrapped layer's, with the last axis doubled for "concat"; with `return_state`,
+        followed by the forward states, then the backward states.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> kl.Bidirectional(kl.GRU(4))(np.ones((2, 3, 5), "float32")).shape
+        (2, 8)
+    """
+
+    def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
+        super().__init__(**kwargs)
+        for argument, value in (("layer", layer), ("backward_layer", backward_layer)):
+            if value is not None and not isinstance(value, keras.layers.Layer):
+                raise ValueError(
+                    f"{validation.describe(self)}: `{argument}` must be a recurrent "
+                    f"keras.layers.Layer, received {argument}={value!r}."
+                )
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(
+                f"{validation.describe(self)}: `merge_mode` must be one of {MERGE_MODES}, "
+                f"received merge_mode={merge_mode!r}."
+            )
+        self.forward_layer = self._copy(layer, "forward", layer.go_backwards)
+        if backward_layer is None:
+            backward_layer = self._copy(layer, "backward", not layer.go_backwards)
+        self.backward_layer = backward_layer
+        for attribute in ("stateful", "return_sequences", "return_state"):
+            if getattr(self.forward_layer, attribute) != getattr(backward_layer, attribute):
+                raise ValueError(
+                    f"{validation.describe(self)}: the forward and backward layers must "
+                    f"agree on `{attribute}`, received "
+                    f"{getattr(self.forward_layer, attribute)} and "
+                    f"{getattr(backward_layer, attribute)}."
+                )
+        if self.forward_layer.go_backwards == backward_layer.go_backwards:
+            raise ValueError(
+                f"{validation.describe(self)}: the backward layer must run the other way: "
+                f"both have go_backwards={backward_layer.go_backwards}."
+            )
+        # Masked steps output zeros in both directions, so merged steps line up.
+        for direction in (self.forward_layer, self.backward_layer):
+            if hasattr(direction, "zero_output_for_mask"):
+                direction.zero_output_for_mask = direction.return_sequences
+        self.merge_mode = merge_mode
+        self.stateful = self.forward_layer.stateful
+        self.return_sequences = self.forward_layer.return_sequences
+        self.return_state = self.forward_layer.return_state
+        self.supports_masking = True
+
+    @staticmethod
+    def _copy(layer, direction, go_backwards):
+        config = copy.deepcopy(keras.saving.serialize_keras_object(layer))
+        name = config["config"]["name"]
+        prefix = f"{direction}_"
+        config["config"]["name"] = name if name.startswith(prefix) else prefix + name
+        config["config"]["go_backwards"] = go_backwards
+        return keras.saving.deserialize_keras_object(config)
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        for direction in (self.forward_layer, self.backward_layer):
+            if not direction.built:
+                direction.build(sequences_shape)
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        forward_state = backward_state = None
+        if initial_state is not None:
+            initial_state = list(initial_state)
+            half = len(initial_state) // 2
+            forward_state, backward_state = initial_state[:half], initial_state[half:]
+        y = self.forward_layer(sequences, initial_state=forward_state, mask=mask,
+                               training=training)
+        y_reversed = self.backward_layer(sequences, initial_state=backward_state, mask=mask,
+                                         training=training)
+        states = ()
+        if self.return_state:
+            states = (*y[1:], *y_reversed[1:])
+            y, y_reversed = y[0], y_reversed[0]
+        y = ops.cast(y, self.compute_dtype)
+        y_reversed = ops.cast(y_reversed, self.compute_dtype)
+        if self.return_sequences:
+            y_reversed = ops.flip(y_reversed, axis=1)  # back to forward time order
+        output = self._merge(y, y_reversed)
+        if self.merge_mode is None:
+            return [*output, *states] if states else output
+        return (output, *states) if states else output
+
+    def _merge(self, y, y_reversed):
+        if self.merge_mode == "concat":
+            return ops.concatenate([y, y_reversed], axis=-1)
+        if self.merge_mode == "sum":
+            return y + y_reversed
+        if self.merge_mode == "mul":
+            return y * y_reversed
+        if self.merge_mode == "ave":
+            return (y + y_reversed) / 2
+        return [y, y_reversed]
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        output_shape = self.forward_layer.compute_output_shape(sequences_shape)
+        state_shapes = ()
+        if self.return_state:
+            output_shape, state_shapes = output_shape[0], tuple(output_shape[1:])
+        output_shape = tuple(output_shape)
+        if self.merge_mode == "concat":
+            output_shape = (*output_shape[:-1], output_shape[-1] * 2)
+        outputs = [output_shape, output_shape] if self.merge_mode is None else [output_shape]
+        if not self.return_state:
+            return outputs if self.merge_mode is None else output_shape
+        return (*outputs, *state_shapes, *state_shapes)
+
+    def compute_mask(self, sequences, mask=None):
+        mask = keras.tree.flatten(mask)[0] if mask is not None else None
+        output_mask = mask if self.return_sequences else None
+        masks = [output_mask, output_mask] if self.merge_mode is None else [output_mask]
+        if self.return_state:
+            states = len(self.forward_layer.compute_output_shape((None, None, 1))) - 1
+            return masks + [None] * (2 * states)
+        return masks if self.merge_mode is None else output_mask
+
+    def reset_states(self):
+        """Zeroes the states of both directions (stateful layers)."""
+        self.forward_layer.reset_states()
+        self.backward_layer.reset_states()
+
+    reset_state = reset_states
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "layer": keras.saving.serialize_keras_object(self.forward_layer),
+            "merge_mode": self.merge_mode,
+            "backward_layer": keras.saving.serialize_keras_object(self.backward_layer),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = copy.deepcopy(config)
+        config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
+        if config.get("backward_layer") is not None:
+            config["backward_layer"] = keras.saving.deserialize_keras_object(
+                config["backward_layer"]
+            )
+        return cls(**config)
