@@ -384,7 +384,7 @@ class _ProjectedAttention(keras.layers.Layer):
 
     Subclasses create, in `build`, the projections `query_dense`, `key_dense`,
     `value_dense`, `output_dense` (and `gate_dense` with `use_gate`), and set
-    `self._scale` and `self._key_value_repeats`.
+    `self._scale`, `self._key_value_repeats` and `self._score_heads` (heads of the scores).
     """
 
     def _init_common(self, dropout, use_bias, sliding_window, flash_attention,
@@ -544,8 +544,7 @@ class _ProjectedAttention(keras.layers.Layer):
         if not return_attention_scores:
             return outputs
         # (batch, heads, target, source)
-        heads = getattr(self, "num_heads", None) or self.num_query_heads
-        scores_shape = (query.shape[0], heads, query.shape[1], value.shape[1])
+        scores_shape = (query.shape[0], self._score_heads, query.shape[1], value.shape[1])
         return outputs, keras.KerasTensor(scores_shape, dtype=self.compute_dtype)
 
     def _common_config(self):
@@ -655,6 +654,7 @@ class MultiHeadAttention(_ProjectedAttention):
                           bias_regularizer, kernel_constraint, bias_constraint, use_gate, seed)
         self._scale = 1.0 / math.sqrt(self.key_dim)
         self._key_value_repeats = 1
+        self._score_heads = self.num_heads
 
     def _checked_output_shape(self, output_shape):
         if output_shape is None:
@@ -792,6 +792,7 @@ class GroupQueryAttention(_ProjectedAttention):
                           bias_regularizer, kernel_constraint, bias_constraint, use_gate, seed)
         self._scale = 1.0 / math.sqrt(self.head_dim)
         self._key_value_repeats = self.num_query_heads // self.num_key_value_heads
+        self._score_heads = self.num_query_heads
 
     def build(self, query_shape, value_shape=None, key_shape=None):
         value_shape = query_shape if value_shape is None else value_shape
