@@ -1,5 +1,6 @@
 """klayers: Keras 3 layers written against keras.ops, for TensorFlow, JAX and PyTorch."""
 
+from keraslayers.layers.attention import Attention, GroupQueryAttention, MultiHeadAttention
 from keraslayers.layers.convolution import (
     Conv1D,
     Conv1DTranspose,
@@ -11,11 +12,31 @@ from keraslayers.layers.convolution import (
     SeparableConv2D,
 )
 from keraslayers.layers.core import Activation, Dense, ReLU
-from keraslayers.layers.embedding import Embedding
+from keraslayers.layers.embedding import (
+    Embedding,
+    PositionEmbedding,
+    RotaryEmbedding,
+    SinePositionEncoding,
+    TokenAndPositionEmbedding,
+)
 from keraslayers.layers.normalization import (
     BatchNormalization,
     LayerNormalization,
     RMSNormalization,
+)
+from keraslayers.layers.pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    AveragePooling3D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    GlobalMaxPooling3D,
+    MaxPooling1D,
+    MaxPooling2D,
+    MaxPooling3D,
 )
 from keraslayers.layers.recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
 
@@ -27,11 +48,16 @@ from keraslayers.layers.recurrent import SimpleRNNCell as SimpleRNNCell
 from keraslayers.layers.recurrent import StackedRNNCells as StackedRNNCells
 from keraslayers.layers.regularization import Dropout
 from keraslayers.layers.residual import Residual
+from keraslayers.layers.transformer import TransformerDecoder, TransformerEncoder
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Activation",
+    "Attention",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "AveragePooling3D",
     "BatchNormalization",
     "Bidirectional",
     "Conv1D",
@@ -45,12 +71,29 @@ __all__ = [
     "Dropout",
     "Embedding",
     "GRU",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalMaxPooling3D",
+    "GroupQueryAttention",
     "LSTM",
     "LayerNormalization",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "MaxPooling3D",
+    "MultiHeadAttention",
+    "PositionEmbedding",
     "RMSNormalization",
     "RNN",
     "ReLU",
     "Residual",
+    "RotaryEmbedding",
     "SeparableConv2D",
     "SimpleRNN",
+    "SinePositionEncoding",
+    "TokenAndPositionEmbedding",
+    "TransformerDecoder",
+    "TransformerEncoder",
 ]

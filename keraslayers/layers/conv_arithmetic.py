@@ -114,3 +114,15 @@ def check_window_fits(layer, spatial_shape, windows, padding, what="kernel") -> 
                 f"the input has only {length} there (spatial shape {tuple(spatial_shape)}) "
                 'with padding="valid"; use a smaller window or padding="same".'
             )
+
+
+def same_window_counts(length: int, window: int, stride: int) -> list[int]:
+    """How many real (unpadded) entries each "same"-padded window covers along one axis.
+
+    The divisor of average pooling, which excludes the padding: with `same_padding`'s split,
+    windows at the edges overlap the zeros and count fewer than `window` entries.
+    """
+    before, _ = same_padding(length, window, stride)
+    outputs = conv_output_length(length, window, "same", stride)
+    starts = [i * stride - before for i in range(outputs)]
+    return [min(start + window, length) - max(start, 0) for start in starts]
