@@ -50,6 +50,14 @@ def test_dense_regularizer_adds_loss():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.losses[0]), expected, rtol=1e-5)
 
 
+def test_dense_loads_a_keras_dense_config():
+    keras_layer = keras.layers.Dense(3, activation="tanh", kernel_regularizer="l2")
+    ours = kl.Dense.from_config(keras_layer.get_config())
+    assert ours.units == 3 and ours.activation is keras.activations.tanh
+    with pytest.raises(ValueError, match="Dense layer .*quantization is not supported"):
+        kl.Dense(3, quantization_config={"mode": "int8"})
+
+
 def test_dense_rejects_bad_units():
     for units in (0, -3, 2.5, "8"):
         with pytest.raises(ValueError, match=r"Dense layer .*units.*" + repr(units)[:2]):

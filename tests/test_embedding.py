@@ -55,6 +55,11 @@ def test_embedding_outputs_compute_dtype_and_keeps_float32_table():
     assert keras.backend.standardize_dtype(layer.embeddings.dtype) == "float32"
 
 
+def test_embedding_loads_a_keras_embedding_config():
+    ours = kl.Embedding.from_config(keras.layers.Embedding(10, 4, mask_zero=True).get_config())
+    assert (ours.input_dim, ours.output_dim, ours.mask_zero) == (10, 4, True)
+
+
 @pytest.mark.parametrize("argument", ["input_dim", "output_dim"])
 @pytest.mark.parametrize("value", [0, -1, 2.5])
 def test_embedding_rejects_bad_sizes(argument, value):

@@ -26,6 +26,7 @@ class Dense(keras.layers.Layer):
         kernel_initializer, bias_initializer: initializers of the weights.
         kernel_regularizer, bias_regularizer, activity_regularizer: optional regularizers.
         kernel_constraint, bias_constraint: optional constraints.
+        quantization_config: accepted so that Keras's Dense configs load; must be None.
 
     Input shape:
         `(batch, ..., input_dim)`, rank >= 2.
@@ -51,9 +52,11 @@ class Dense(keras.layers.Layer):
         activity_regularizer=None,
         kernel_constraint=None,
         bias_constraint=None,
+        quantization_config=None,
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        validation.no_quantization(self, quantization_config)
         self.units = validation.positive_int(self, "units", units)
         self.activation = validation.activation(self, activation)
         self.use_bias = bool(use_bias)

@@ -22,6 +22,7 @@ class Embedding(keras.layers.Layer):
         embeddings_initializer, embeddings_regularizer, embeddings_constraint: for the table.
         mask_zero: whether index 0 means padding.
         weights: optional initial table, an array of shape `(input_dim, output_dim)`.
+        quantization_config: accepted so that Keras's Embedding configs load; must be None.
 
     Input shape:
         Integer tensor `(batch, ...)` of indices in `[0, input_dim)`.
@@ -44,9 +45,11 @@ class Embedding(keras.layers.Layer):
         embeddings_constraint=None,
         mask_zero=False,
         weights=None,
+        quantization_config=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        validation.no_quantization(self, quantization_config)
         self.input_dim = validation.positive_int(self, "input_dim", input_dim)
         self.output_dim = validation.positive_int(self, "output_dim", output_dim)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
