@@ -323,3 +323,11 @@ def test_rejects_bad_arguments():
         kl.SimpleRNN(4, stateful=True, name="s")(keras.Input((5, 4)))
     with pytest.raises(ValueError, match=r"SimpleRNN layer 'u'.*unroll.*\(None, None, 4\)"):
         kl.SimpleRNN(4, unroll=True, name="u")(keras.Input((None, 4)))
+
+
+@pytest.mark.parametrize("layer", [kl.LSTM, kl.GRU])
+def test_use_cudnn_auto_or_false_is_accepted_and_true_is_refused(layer):
+    assert layer(4, use_cudnn=False).get_config()["use_cudnn"] is False
+    assert layer.from_config(layer(4).get_config()).use_cudnn == "auto"
+    with pytest.raises(ValueError, match=f"{layer.__name__} layer .*use_cudnn=True"):
+        layer(4, use_cudnn=True)

@@ -808,9 +808,13 @@ class _CellRNN(RNN):
     cell_class: type = _GatedCell
     cell_name = ""
     cell_arguments: tuple = _COMMON_CELL_ARGUMENTS
+    # Keras's LSTM and GRU take `use_cudnn` ("auto", True, False). klayers always runs its
+    # keras.ops loop, so "auto" and False are accepted and True, which asks for cuDNN, is not.
+    takes_use_cudnn = False
 
     def __init__(self, units, return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
+        use_cudnn = kwargs.pop("use_cudnn", "auto") if self.takes_use_cudnn else None
         cell_kwargs = {k: kwargs.pop(k) for k in self.cell_arguments if k in kwargs}
         cell = self.cell_class(
             units,
@@ -823,6 +827,14 @@ class _CellRNN(RNN):
                          go_backwards=go_backwards, stateful=stateful, unroll=unroll,
                          zero_output_for_mask=zero_output_for_mask, **kwargs)
         self.units = cell.units
+        if self.takes_use_cudnn:
+            if use_cudnn not in ("auto", False):
+                raise ValueError(
+                    f"{validation.describe(self)}: klayers runs its own keras.ops loop and "
+                    f'never cuDNN; use_cudnn must be "auto" or False, received '
+                    f"use_cudnn={use_cudnn!r}."
+                )
+            self.use_cudnn = use_cudnn
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         return super().call(sequences, initial_state=initial_state, mask=mask,
@@ -832,6 +844,8 @@ class _CellRNN(RNN):
         config = super().get_config()
         del config["cell"]
         cell_config = self.cell.get_config()
+        if self.takes_use_cudnn:
+            config["use_cudnn"] = self.use_cudnn
         return {
             **config,
             "units": self.units,
@@ -882,9 +896,10 @@ class SimpleRNN(_CellRNN):
 class LSTM(_CellRNN):
     """Long short-term memory (Hochreiter and Schmidhuber, 1997) over a sequence.
 
-    `RNN(LSTMCell(...))` in one layer; drop-in for `keras.layers.LSTM` (same arguments but
-    `use_cudnn`, weights `kernel` `(features, 4 * units)`, `recurrent_kernel`, `bias`; gates
-    i, f, g, o). See `LSTMCell` for the step.
+    `RNN(LSTMCell(...))` in one layer; drop-in for `keras.layers.LSTM` (same arguments;
+    `use_cudnn` may be "auto" or False, as klayers never uses cuDNN; weights `kernel`
+    `(features, 4 * units)`, `recurrent_kernel`, `bias`; gates i, f, g, o). See `LSTMCell`
+    for the step.
 
     Args:
         units: positive integer, the size of the state and output.
@@ -912,6 +927,7 @@ class LSTM(_CellRNN):
 
     cell_class = LSTMCell
     cell_name = "lstm_cell"
+    takes_use_cudnn = True
     cell_arguments = (*_COMMON_CELL_ARGUMENTS, "recurrent_activation", "unit_forget_bias")
 
 
@@ -919,9 +935,10 @@ class LSTM(_CellRNN):
 class GRU(_CellRNN):
     """Gated recurrent unit (Cho et al., 2014) over a sequence.
 
-    `RNN(GRUCell(...))` in one layer; drop-in for `keras.layers.GRU` (same arguments but
-    `use_cudnn`, weights `kernel` `(features, 3 * units)`, `recurrent_kernel`, `bias`
-    `(2, 3 * units)` with `reset_after=True`; gates z, r, h). See `GRUCell` for the step.
+    `RNN(GRUCell(...))` in one layer; drop-in for `keras.layers.GRU` (same arguments;
+    `use_cudnn` may be "auto" or False, as klayers never uses cuDNN; weights `kernel`
+    `(features, 3 * units)`, `recurrent_kernel`, `bias` `(2, 3 * units)` with
+    `reset_after=True`; gates z, r, h). See `GRUCell` for the step.
 
     Args:
         units: positive integer, the size of the state and output.
@@ -949,6 +966,7 @@ class GRU(_CellRNN):
 
     cell_class = GRUCell
     cell_name = "gru_cell"
+    takes_use_cudnn = True
     cell_arguments = (*_COMMON_CELL_ARGUMENTS, "recurrent_activation", "reset_after")
 
 
