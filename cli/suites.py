@@ -360,7 +360,14 @@ def _nested_lists(shape: tuple) -> list:
 
 def _short(value: Any) -> str:
     if isinstance(value, dict):
-        return value.get("class_name", "{...}")
+        # A nested layer: its class and its arguments, as the outer label shows them.
+        if "class_name" in value:
+            inner = ", ".join(f"{key}={_short(item)}"
+                              for key, item in (value.get("config") or {}).items())
+            return f"{value['class_name']}({inner})"
+        return "{...}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_short(item) for item in value) + "]"
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)

@@ -253,6 +253,28 @@ def _layer_class(job: dict[str, Any]) -> type:
     return getattr(keras.layers, job["keras_name"])
 
 
+def _with_keras_inner_layers(config: Any) -> Any:
+    """The config with every nested klayers layer ("keraslayers>LSTM") swapped for Keras's own.
+
+    So that the Keras baseline of a wrapper (Bidirectional, RNN of cells) times Keras's inner
+    layers too, not ours.
+    """
+    import keras
+
+    if isinstance(config, list):
+        return [_with_keras_inner_layers(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    swapped = {key: _with_keras_inner_layers(value) for key, value in config.items()}
+    name = config.get("registered_name")
+    if isinstance(name, str) and name.startswith("keraslayers>"):
+        class_name = name.partition(">")[2]
+        if not hasattr(keras.layers, class_name):
+            raise _Skipped(f"keras.layers has no {class_name} (nested in the config)")
+        swapped.update(module="keras.layers", class_name=class_name, registered_name=None)
+    return swapped
+
+
 def _keras_model(job: dict[str, Any]) -> tuple[Any, list[tuple[int, ...]], str]:
     """The model to time, the input shapes without batch, and the input dtype."""
     import keras
@@ -266,7 +288,10 @@ def _keras_model(job: dict[str, Any]) -> tuple[Any, list[tuple[int, ...]], str]:
             raise ValueError(f"{job['layer']}: inputs {shapes} have unknown sizes")
         return model, shapes, model.inputs[0].dtype
     shapes = _input_shapes(job["input_shape"])
-    layer = _layer_class(job).from_config({**job["config"], "dtype": job["dtype"]})
+    config = job["config"]
+    if job["implementation"] == "keras":
+        config = _with_keras_inner_layers(config)
+    layer = _layer_class(job).from_config({**config, "dtype": job["dtype"]})
     inputs = [keras.Input(shape, dtype=job["input_dtype"]) for shape in shapes]
     arguments = inputs
     if job["keras_name"] in SELF_ATTENTION and len(inputs) == 1:

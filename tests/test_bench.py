@@ -402,3 +402,16 @@ def test_real_tiny_bench_run(tmp_path):
     for name in ("results.csv", "report.md", "report.html", "throughput.png"):
         assert (output / name).stat().st_size > 0
 
+
+
+def test_keras_baseline_of_a_wrapper_wraps_keras_own_inner_layers():
+    import keras
+
+    from klayers import worker
+
+    case = next(case for case in suites.load_suite("standard").cases if case.layer == "RNN")
+    config = worker._with_keras_inner_layers(case.config)
+    cells = keras.layers.RNN.from_config(config).cell.cells
+    assert [type(cell) for cell in cells] == [keras.layers.GRUCell, keras.layers.LSTMCell]
+    # The klayers side keeps its own cells: the swap is for the baseline alone.
+    assert case.config["cell"][0]["registered_name"] == "keraslayers>GRUCell"
