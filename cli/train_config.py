@@ -1,0 +1,288 @@
+"""Training set-ups: YAML files that say which model to train on which data, and how.
+
+A file (configs/train/<name>.yaml) looks like
+
+    description: what it shows              # optional
+    model: mlp                              # a name in keraslayers.models.MODELS
+    model_args: {hidden_units: [128, 64]}   # optional: the builder's hyper-parameters
+    dataset: digits                         # a name in klayers.datasets.DATASETS
+    flatten_inputs: true                    # optional: images as flat vectors (default false)
+    reconstruct: false                      # optional: targets are the inputs (autoencoders)
+    seed: 0                                 # optional: data split/generation and weights
+    epochs: 30
+    batch_size: 64
+    optimizer: adam                         # adam, adamw, sgd, rmsprop, nadam
+    learning_rate: 0.003
+    loss: sparse_categorical_crossentropy
+    metrics: [accuracy]
+    target_metric: accuracy                 # a key of evaluate_model's result
+    target: 0.95                            # the test-set figure the default set-up reaches
+
+The target is a floor for scores (accuracy) and a ceiling for errors (loss, mse, mae,
+`mse_ratio`: test MSE over the data set's mean-image baseline). Every mistake is a
+`TrainConfigError` naming the file, the key and the value. Nothing here imports keras at
+module level: the parent process of `klayers train` reads configs without a backend.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from klayers.datasets import DATASETS, Dataset, load_dataset
+
+if TYPE_CHECKING:
+    import keras
+
+TRAIN_CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs" / "train"
+MODEL_NAMES = ("mlp", "cnn", "resnet", "autoencoder", "lstm", "gru", "transformer",
+               "transformer_seq2seq")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam")
+LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy",
+          "binary_crossentropy", "mse", "mae")
+METRICS = ("accuracy", "sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy",
+           "mse", "mae")
+# Figures where lower is better; the target is then a ceiling.
+ERROR_METRICS = ("loss", "mse", "mae", "mse_ratio")
+# Figures evaluate_model adds to Keras's own.
+DERIVED_METRICS = ("mse_ratio",)
+
+_REQUIRED = ("model", "dataset", "epochs", "batch_size", "optimizer", "learning_rate", "loss",
+             "metrics", "target_metric", "target")
+_OPTIONAL = ("description", "model_args", "flatten_inputs", "reconstruct", "seed")
+
+
+class TrainConfigError(ValueError):
+    """A training set-up that cannot be used, with the file, key and value at fault."""
+
+
+@dataclass
+class TrainConfig:
+    """One training set-up, as read from its YAML file (see the module's docstring)."""
+
+    name: str
+    model: str
+    model_args: dict[str, Any]
+    dataset: str
+    epochs: int
+    batch_size: int
+    optimizer: str
+    learning_rate: float
+    loss: str
+    metrics: list[str]
+    target_metric: str
+    target: float
+    description: str = ""
+    flatten_inputs: bool = False
+    reconstruct: bool = False
+    seed: int = 0
+    path: str = field(default="", compare=False)
+
+    @property
+    def target_is_ceiling(self) -> bool:
+        """True when the target metric is an error (lower is better)."""
+        return self.target_metric in ERROR_METRICS
+
+    def meets_target(self, figures: dict[str, float]) -> bool:
+        """Whether `figures` (as evaluate_model returns) reach the target."""
+        value = figures[self.target_metric]
+        return value <= self.target if self.target_is_ceiling else value >= self.target
+
+
+def available_configs() -> list[str]:
+    """The names of the set-ups in configs/train/."""
+    return sorted(path.stem for path in TRAIN_CONFIGS_DIR.glob("*.yaml"))
+
+
+def load_train_config(name_or_path: str) -> TrainConfig:
+    """Reads a set-up by name (configs/train/<name>.yaml) or from a YAML file's path."""
+    text = str(name_or_path)
+    path = Path(text)
+    if not (text.endswith((".yaml", ".yml")) or path.exists()):
+        path = TRAIN_CONFIGS_DIR / f"{text}.yaml"
+        if not path.exists():
+            known = ", ".join(available_configs()) or "none"
+            raise TrainConfigError(f"no training set-up named {text!r} (known: {known}); "
+                                   "give a name or the path of a YAML file")
+    if not path.is_file():
+        raise TrainConfigError(f"{path}: no such file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        reason = " ".join(str(error).split())
+        raise TrainConfigError(f"{path}: cannot read it as YAML: {reason}") from error
+    return _parse(raw, path)
+
+
+def _parse(raw: Any, path: Path) -> TrainConfig:
+    def fail(key: str, value: Any, expected: str):
+        raise TrainConfigError(f"{path}: key {key!r}: {expected}, received {value!r}")
+
+    if not isinstance(raw, dict):
+        raise TrainConfigError(f"{path}: expected a mapping of keys to values, received {raw!r}")
+    unknown = sorted(set(map(str, raw)) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise TrainConfigError(f"{path}: unknown key {unknown[0]!r}; the keys are "
+                               + ", ".join(_REQUIRED + _OPTIONAL))
+    missing = [key for key in _REQUIRED if key not in raw]
+    if missing:
+        raise TrainConfigError(f"{path}: missing key {missing[0]!r}")
+
+    def choice(key: str, options: tuple[str, ...]) -> str:
+        value = raw[key]
+        if value not in options:
+            fail(key, value, "expected one of " + ", ".join(options))
+        return value
+
+    def positive_int(key: str) -> int:
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            fail(key, value, "expected a positive integer")
+        return value
+
+    def flag(key: str) -> bool:
+        value = raw.get(key, False)
+        if not isinstance(value, bool):
+            fail(key, value, "expected true or false")
+        return value
+
+    model = choice("model", MODEL_NAMES)
+    dataset = choice("dataset", DATASETS)
+    learning_rate = raw["learning_rate"]
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
+            or not 0 < learning_rate < math.inf:
+        fail("learning_rate", learning_rate, "expected a positive number")
+    metrics = raw["metrics"]
+    if not isinstance(metrics, list) or any(m not in METRICS for m in metrics):
+        fail("metrics", metrics, "expected a list of " + ", ".join(METRICS))
+    target_metric = raw["target_metric"]
+    if target_metric not in ("loss", *metrics, *DERIVED_METRICS):
+        fail("target_metric", target_metric,
+             "expected loss, mse_ratio or one of the file's metrics " + repr(metrics))
+    target = raw["target"]
+    if isinstance(target, bool) or not isinstance(target, (int, float)) \
+            or not math.isfinite(target):
+        fail("target", target, "expected a number")
+    model_args = raw.get("model_args") or {}
+    if not isinstance(model_args, dict) or not all(isinstance(k, str) for k in model_args):
+        fail("model_args", model_args, "expected a mapping of argument names to values")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        fail("description", description, "expected text")
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        fail("seed", seed, "expected a non-negative integer")
+    reconstruct = flag("reconstruct")
+    if target_metric == "mse_ratio" and not reconstruct:
+        fail("target_metric", target_metric, "mse_ratio needs reconstruct: true")
+    return TrainConfig(
+        name=path.stem,
+        model=model,
+        model_args=dict(model_args),
+        dataset=dataset,
+        epochs=positive_int("epochs"),
+        batch_size=positive_int("batch_size"),
+        optimizer=choice("optimizer", OPTIMIZERS),
+        learning_rate=float(learning_rate),
+        loss=choice("loss", LOSSES),
+        metrics=list(metrics),
+        target_metric=target_metric,
+        target=float(target),
+        description=description,
+        flatten_inputs=flag("flatten_inputs"),
+        reconstruct=reconstruct,
+        seed=seed,
+        path=str(path),
+    )
+
+
+def prepare_dataset(config: TrainConfig, seed: int | None = None,
+                    dataset: str | None = None) -> Dataset:
+    """Loads the set-up's data set (or `dataset`, overriding it) shaped for its model.
+
+    `seed` defaults to the set-up's. Applies `flatten_inputs` and `reconstruct`, so the
+    result fits `compile_model(config, ...)`.
+    """
+    data = load_dataset(dataset or config.dataset, config.seed if seed is None else seed)
+    if config.flatten_inputs:
+        data = data.flattened()
+    if config.reconstruct:
+        data = data.as_reconstruction()
+    return data
+
+
+def builder_arguments(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
+    """The builder's keyword arguments: what it takes of the data set's info, then model_args.
+
+    model_args win over the data set's info, so a file can, say, fix a sequence length.
+    """
+    from keraslayers.models import MODELS
+
+    parameters = inspect.signature(MODELS[config.model]).parameters
+    for key, value in config.model_args.items():
+        if key not in parameters:
+            raise TrainConfigError(
+                f"{config.path or config.name}: key 'model_args': {config.model} takes no "
+                f"argument {key!r} (value {value!r}); it takes " + ", ".join(parameters)
+            )
+    taken = {k: v for k, v in dataset.info.items() if k in parameters}
+    return {**taken, **config.model_args}
+
+
+def compile_model(config: TrainConfig, dataset: Dataset) -> keras.Model:
+    """Builds the set-up's model for `dataset` and compiles it with the set-up's training
+    settings. `dataset` should come from `prepare_dataset(config, ...)`."""
+    import keras
+
+    from keraslayers.models import MODELS
+
+    if config.flatten_inputs and not isinstance(dataset.x_train, dict) \
+            and dataset.x_train.ndim != 2:
+        raise TrainConfigError(
+            f"{config.path or config.name}: the model takes flat inputs (flatten_inputs: true) "
+            f"but data set {dataset.name!r} has inputs of shape {dataset.x_train.shape[1:]}; "
+            "load it with prepare_dataset"
+        )
+    if config.reconstruct and dataset.task != "reconstruction":
+        raise TrainConfigError(
+            f"{config.path or config.name}: the model reconstructs its inputs "
+            f"(reconstruct: true) but data set {dataset.name!r} is a {dataset.task} task; "
+            "load it with prepare_dataset"
+        )
+    arguments = builder_arguments(config, dataset)
+    try:
+        model = MODELS[config.model](**arguments)
+    except (TypeError, ValueError) as error:
+        raise TrainConfigError(
+            f"{config.path or config.name}: cannot build {config.model} with {arguments!r}: "
+            f"{error}"
+        ) from error
+    optimizer = keras.optimizers.get(
+        {"class_name": config.optimizer, "config": {"learning_rate": config.learning_rate}}
+    )
+    model.compile(optimizer=optimizer, loss=config.loss, metrics=list(config.metrics))
+    return model
+
+
+def evaluate_model(config: TrainConfig, model: keras.Model, dataset: Dataset,
+                   batch_size: int | None = None) -> dict[str, float]:
+    """The model's test-set figures: Keras's loss and metrics, plus for reconstruction tasks
+    `baseline_mse` (predict the mean training image) and `mse_ratio` (test MSE / baseline)."""
+    figures = model.evaluate(dataset.x_test, dataset.y_test,
+                             batch_size=batch_size or config.batch_size, verbose=0,
+                             return_dict=True)
+    figures = {name: float(value) for name, value in figures.items()}
+    if dataset.task == "reconstruction":
+        predictions = model.predict(dataset.x_test, batch_size=batch_size or config.batch_size,
+                                    verbose=0)
+        mse = float(((predictions - dataset.y_test) ** 2).mean())
+        figures["mse"] = mse
+        figures["baseline_mse"] = dataset.info["baseline_mse"]
+        figures["mse_ratio"] = mse / dataset.info["baseline_mse"]
+    return figures
+
