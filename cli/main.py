@@ -194,8 +194,8 @@ def bench(**options: Any) -> None:
 
     from klayers import benchmark
     from klayers.orchestrator import Settings
-    from klayers.report import LEGEND, busy_machine_warning, case_tables
-    from klayers.tables import case_table
+    from klayers.report import LEGEND, busy_machine_warning
+    from klayers.tables import print_run_tables
 
     suite_name, cases, suite_min_time = _cases(options)
     usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -244,8 +244,7 @@ def bench(**options: Any) -> None:
 
         outcome = benchmark.run_benchmark(plans, settings, output, env_record,
                                           on_record=on_record)
-    for table in case_tables(outcome.records):
-        console.print(case_table(table))
+    print_run_tables(console, outcome.records)
     console.print(f"[dim]{escape(LEGEND)}[/]")
     warning = busy_machine_warning(outcome.environment)
     if warning:
@@ -297,15 +296,14 @@ def report(results_path: Path, output: Path | None) -> None:
     """Render a saved run again: tables here, report.md, report.html and charts on disk."""
     from klayers import report as reports
     from klayers.results import load_results
-    from klayers.tables import case_table
+    from klayers.tables import print_run_tables
 
     try:
         document = load_results(results_path)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="'RESULTS.json'") from None
     console = Console()
-    for table in reports.case_tables(document["results"]):
-        console.print(case_table(table))
+    print_run_tables(console, document["results"])
     folder = output or results_path.parent
     reports.write_reports(folder, document["environment"], document["results"])
     console.print(f"report.md and report.html written to {folder}/")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from klayers.results import Row, rows_by_case, write_atomic
+from klayers.statistics import relative_speeds
 
 BACKEND_ORDER = ("jax", "tensorflow", "torch")
 LEGEND = (
@@ -40,6 +41,7 @@ class CaseTable:
     header: list[str]
     rows: list[list[Cell]]
     failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def backends_in(records: list[dict[str, Any]]) -> list[str]:
@@ -72,6 +74,65 @@ def case_tables(records: list[dict[str, Any]]) -> list[CaseTable]:
             table.rows.append(_table_row(row, backends, baselines, table.failures))
         tables.append(table)
     return tables
+
+
+# The targets of the performance work (issue 8): ours at least this fast as Keras's layer on the
+# same backend everywhere, and KERAS_SLOW_TARGET times as fast where Keras's layer runs at most
+# 1/KERAS_SLOW_FACTOR of its best backend's throughput.
+KERAS_RATIO_TARGET = 0.95
+KERAS_SLOW_FACTOR = 3.0
+KERAS_SLOW_TARGET = 1.5
+
+
+def keras_summary(records: list[dict[str, Any]]) -> CaseTable | None:
+    """One table of ours/Keras throughput ratios: a row per case, a column per backend and mode.
+
+    A ratio below its target is marked ✗ (and failed); a dagger marks where Keras's own layer
+    ran at most a third as fast as on its best backend (where a better formulation pays most).
+    """
+    backends = backends_in(records)
+    modes = [mode for mode in ("predict", "train") if any(r["mode"] == mode for r in records)]
+    grouped: dict[tuple, dict[str, Row]] = {}
+    for case, rows in rows_by_case(records).items():
+        for row in rows:
+            grouped.setdefault((case, row.device, row.dtype, row.batch_size), {})[row.mode] = row
+    header = ["case", "device", "dtype", "batch"]
+    header += [f"{backend} {mode}" for backend in backends for mode in modes]
+    table = CaseTable("Ours over Keras's layer, same backend (throughput ratio)", header, [])
+    counts = {"all": 0, "met": 0, "slow": 0, "slow_met": 0}
+    for (case, device, dtype, batch), by_mode in grouped.items():
+        cells = [Cell([case]), Cell([device]), Cell([dtype]), Cell([str(batch)])]
+        for backend in backends:
+            for mode in modes:
+                cells.append(_summary_cell(by_mode.get(mode), backend, counts))
+        if any(cell.lines != ["-"] for cell in cells[4:]):
+            table.rows.append(cells)
+    if not counts["all"]:
+        return None
+    table.notes = [
+        f"{counts['met']} of {counts['all']} ratios at least {KERAS_RATIO_TARGET}x.",
+        f"† Keras's own layer ran at most 1/{KERAS_SLOW_FACTOR:g} as fast as on its best backend: "
+        f"{counts['slow']} cells, {counts['slow_met']} of them at least {KERAS_SLOW_TARGET}x.",
+    ]
+    return table
+
+
+def _summary_cell(row: Row | None, backend: str, counts: dict[str, int]) -> Cell:
+    ratio = row.baseline_ratio(backend, "keras") if row else None
+    if ratio is None:
+        return Cell(["-"])
+    keras_speeds = relative_speeds({name: record["throughput"]
+                                    for (name, implementation), record in row.baselines.items()
+                                    if implementation == "keras" and record["status"] == "ok"})
+    slow = keras_speeds.get(backend, 1.0) <= 1 / KERAS_SLOW_FACTOR
+    target = KERAS_SLOW_TARGET if slow else KERAS_RATIO_TARGET
+    counts["all"] += 1
+    counts["met"] += ratio[0] >= KERAS_RATIO_TARGET
+    counts["slow"] += slow
+    counts["slow_met"] += slow and ratio[0] >= KERAS_SLOW_TARGET
+    missed = ratio[0] < target
+    return Cell([f"{ratio[0]:.2f}x" + (" †" if slow else "") + (" ✗" if missed else "")],
+                failed=missed)
 
 
 def _table_row(row: Row, backends: list[str], baselines: list[str], failures: list[str]):
@@ -111,7 +172,8 @@ def _table_row(row: Row, backends: list[str], baselines: list[str], failures: li
 def write_reports(output: Path, environment: dict[str, Any], records: list[dict]) -> None:
     """report.md, report.html and the PNG charts they show, each written atomically."""
     charts = write_charts(output, records)
-    tables = case_tables(records)
+    summary = keras_summary(records)
+    tables = ([summary] if summary else []) + case_tables(records)
     write_atomic(output / "report.md", markdown(environment, tables, charts))
     write_atomic(output / "report.html", html_page(environment, tables, charts))
 
@@ -181,6 +243,8 @@ def markdown(environment: dict[str, Any], tables: list[CaseTable], charts: list[
             out.append("| " + " | ".join(_markdown_cell(cell) for cell in row) + " |")
         if table.failures:
             out += [""] + [f"- failed: {failure}" for failure in table.failures]
+        if table.notes:
+            out += [""] + [f"- {note}" for note in table.notes]
     out += ["", LEGEND, ""]
     return "\n".join(out)
 
@@ -219,6 +283,9 @@ def html_page(environment: dict[str, Any], tables: list[CaseTable], charts: list
         if table.failures:
             parts.append("<ul>" + "".join(f"<li class='failed'>{html.escape(failure)}</li>"
                                           for failure in table.failures) + "</ul>")
+        if table.notes:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(note)}</li>"
+                                          for note in table.notes) + "</ul>")
     parts.append(f"<p>{html.escape(LEGEND)}</p></body></html>\n")
     return "\n".join(parts)
 

@@ -6,7 +6,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from klayers.compare import KEY, Change
-from klayers.report import CaseTable, format_latency
+from klayers.report import CaseTable, case_tables, format_latency, keras_summary
 
 
 def case_table(table: CaseTable) -> Table:
@@ -30,6 +30,15 @@ def case_table(table: CaseTable) -> Table:
         rich_table.caption = escape("\n".join(table.failures))
         rich_table.caption_style = "red"
     return rich_table
+
+
+def print_run_tables(console, records: list[dict]) -> None:
+    """A run's case tables, then the ours/Keras summary, the figure to read last."""
+    summary = keras_summary(records)
+    for table in case_tables(records) + ([summary] if summary else []):
+        console.print(case_table(table))
+        for note in table.notes:
+            console.print(escape(note))
 
 
 def compare_table(changes: list[Change], threshold: float) -> Table:

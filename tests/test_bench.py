@@ -415,3 +415,32 @@ def test_keras_baseline_of_a_wrapper_wraps_keras_own_inner_layers():
     assert [type(cell) for cell in cells] == [keras.layers.GRUCell, keras.layers.LSTMCell]
     # The klayers side keeps its own cells: the swap is for the baseline alone.
     assert case.config["cell"][0]["registered_name"] == "keraslayers>GRUCell"
+
+
+def test_keras_summary_marks_missed_targets_and_keras_slow_backends():
+    from klayers.report import keras_summary
+
+    def record(backend, implementation, mode, latency_ms):
+        return {"case": "Dense(units=8) on 16", "device": "cpu:0", "dtype": "float32",
+                "mode": mode, "batch_size": 4, "backend": backend,
+                "implementation": implementation, "status": "ok",
+                "throughput": 4 / latency_ms * 1e3,
+                "latency_ms": {"median": latency_ms, "iqr": 0.0}}
+
+    records = [
+        # jax: Keras's layer is fast, ours 10% slower: below 0.95.
+        record("jax", "keraslayers", "predict", 1.1), record("jax", "keras", "predict", 1.0),
+        # torch: Keras's layer is 5x slower than on jax, ours 2x faster than it: a met dagger.
+        record("torch", "keraslayers", "predict", 2.5), record("torch", "keras", "predict", 5.0),
+    ]
+    table = keras_summary(records)
+    assert table.header[4:] == ["jax predict", "torch predict"]
+    jax_cell, torch_cell = table.rows[0][4:]
+    assert jax_cell.lines == ["0.91x ✗"] and jax_cell.failed
+    assert torch_cell.lines == ["2.00x †"] and not torch_cell.failed
+    assert table.notes == [
+        "1 of 2 ratios at least 0.95x.",
+        "† Keras's own layer ran at most 1/3 as fast as on its best backend: 1 cells, "
+        "1 of them at least 1.5x.",
+    ]
+    assert keras_summary([r for r in records if r["implementation"] != "keras"]) is None
