@@ -41,10 +41,13 @@ DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 REACHABILITY_TIMEOUT_S = 3.0
 # What each keras.datasets loader leaves in the cache folder: with it, no network is needed.
 KERAS_CACHE_ENTRIES = {
-    "mnist": "mnist.npz",
-    "fashion_mnist": "fashion-mnist",
-    "cifar10": "cifar-10-batches-py",
-    "imdb": "imdb.npz",
+    "mnist": ("mnist.npz",),
+    "fashion_mnist": tuple(
+        f"fashion-mnist/{split}-{part}-idx{rank}-ubyte.gz"
+        for split in ("train", "t10k") for part, rank in (("labels", 1), ("images", 3))
+    ),
+    "cifar10": ("cifar-10-batches-py-target",),
+    "imdb": ("imdb.npz",),
 }
 IMDB_VOCABULARY = 10_000
 IMDB_LENGTH = 200
@@ -248,9 +251,17 @@ def _sort(seed: int, num_train: int = 6000, num_test: int = 1000, steps: int = 1
 
 
 def keras_cache_dir() -> Path:
-    """Where keras.datasets keeps its downloads (KERAS_HOME, else ~/.keras)."""
+    """Where keras.datasets keeps its downloads: KERAS_HOME, else ~/.keras, and /tmp/.keras
+    when that cannot be written (as keras.utils.get_file decides)."""
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    if not os.access(home, os.W_OK):
+        home = "/tmp/.keras"
     return Path(home) / "datasets"
+
+
+def is_cached(name: str) -> bool:
+    """Whether keras.datasets already holds every file of `name`, so it needs no network."""
+    return all((keras_cache_dir() / entry).exists() for entry in KERAS_CACHE_ENTRIES[name])
 
 
 def network_reachable(address: tuple[str, int] = DOWNLOAD_HOST,
@@ -266,8 +277,7 @@ def network_reachable(address: tuple[str, int] = DOWNLOAD_HOST,
 def _keras_dataset(name: str) -> Callable[[int], Dataset]:
     def load(seed: int) -> Dataset:
         del seed  # keras.datasets' train/test split is fixed
-        cached = (keras_cache_dir() / KERAS_CACHE_ENTRIES[name]).exists()
-        if not cached and not network_reachable():
+        if not is_cached(name) and not network_reachable():
             host = f"{DOWNLOAD_HOST[0]}:{DOWNLOAD_HOST[1]}"
             raise DatasetError(
                 f"data set {name!r} must be downloaded by keras.datasets, but {host} cannot "

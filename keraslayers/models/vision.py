@@ -125,7 +125,7 @@ def cnn(input_shape: Sequence[int] = (8, 8, 1), num_classes: int = 10,
     return keras.Model(inputs, outputs, name="cnn")
 
 
-def _residual_block(width: int, name: str) -> kl.Residual:
+def _residual_block(width: int, momentum: float, name: str) -> kl.Residual:
     """`relu(x + bn(conv(relu(bn(conv(x))))))`'s inner part, wrapped in `Residual`.
 
     When `width` differs from the input's channels, `Residual` adds its learned 1x1
@@ -134,12 +134,13 @@ def _residual_block(width: int, name: str) -> kl.Residual:
     branch = keras.Sequential(
         [
             kl.Conv2D(width, 3, padding="same", use_bias=False, name="conv_a"),
-            kl.BatchNormalization(name="batch_norm_a"),
+            kl.BatchNormalization(momentum=momentum, name="batch_norm_a"),
             kl.Activation("relu", name="relu_a"),
             kl.Conv2D(width, 3, padding="same", use_bias=False, name="conv_b"),
             # Zero-initialised scale: each block starts as the identity, which lets a deeper
             # stack train as fast as a shallow one (Goyal et al., 2017).
-            kl.BatchNormalization(gamma_initializer="zeros", name="batch_norm_b"),
+            kl.BatchNormalization(momentum=momentum, gamma_initializer="zeros",
+                                  name="batch_norm_b"),
         ],
         name=f"{name}_branch",
     )
@@ -147,7 +148,8 @@ def _residual_block(width: int, name: str) -> kl.Residual:
 
 
 def resnet(input_shape: Sequence[int] = (8, 8, 1), num_classes: int = 10,
-           filters: Sequence[int] = (32, 64), blocks_per_stage: int = 1) -> keras.Model:
+           filters: Sequence[int] = (32, 64), blocks_per_stage: int = 1,
+           batch_norm_momentum: float = 0.9) -> keras.Model:
     """A small residual network: a convolution stem, then stages of residual blocks.
 
     A block is `relu(x + BN(conv3x3(relu(BN(conv3x3(x))))))` (`kl.Residual`, with a learned
@@ -159,6 +161,9 @@ def resnet(input_shape: Sequence[int] = (8, 8, 1), num_classes: int = 10,
         num_classes: number of classes.
         filters: channels of each stage (the stem has the first stage's).
         blocks_per_stage: residual blocks per stage.
+        batch_norm_momentum: momentum of the normalizations' moving statistics. The default
+            0.9 (Keras's is 0.99) lets them follow the weights on small data sets, where a
+            training run has only a few hundred steps.
 
     Input shape:
         `(batch, height, width, channels)`.
@@ -175,15 +180,16 @@ def resnet(input_shape: Sequence[int] = (8, 8, 1), num_classes: int = 10,
     _check_positive("resnet", "num_classes", num_classes)
     _check_positive("resnet", "filters", list(filters))
     _check_positive("resnet", "blocks_per_stage", blocks_per_stage)
+    _check_rate("resnet", "batch_norm_momentum", batch_norm_momentum)
     inputs = keras.Input(input_shape, name="images")
     x = kl.Conv2D(filters[0], 3, padding="same", use_bias=False, name="stem_conv")(inputs)
-    x = kl.BatchNormalization(name="stem_batch_norm")(x)
+    x = kl.BatchNormalization(momentum=batch_norm_momentum, name="stem_batch_norm")(x)
     x = kl.Activation("relu", name="stem_relu")(x)
     for stage, width in enumerate(filters):
         if stage > 0:
             x = kl.MaxPooling2D(2, padding="same", name=f"pool_{stage}")(x)
         for block in range(blocks_per_stage):
-            x = _residual_block(width, name=f"block_{stage}_{block}")(x)
+            x = _residual_block(width, batch_norm_momentum, name=f"block_{stage}_{block}")(x)
             x = kl.Activation("relu", name=f"relu_{stage}_{block}")(x)
     x = kl.GlobalAveragePooling2D(name="global_pool")(x)
     outputs = kl.Dense(num_classes, activation="softmax", name="classifier")(x)
