@@ -1,4 +1,4 @@
-"""The `klayers` command line: list, info, bench, report, compare."""
+"""The `klayers` command line: list, info, bench, report, compare, train, evaluate."""
 
 from __future__ import annotations
 
@@ -336,4 +336,95 @@ def compare(base_path: Path, new_path: Path, threshold: float) -> None:
     console.print(f"{matched} matching record(s); {len(regressions)} regression(s) beyond "
                   f"{threshold:.0%}")
     if regressions:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.argument("model", metavar="MODEL|PATH.yaml")
+@click.option("--backend", "backends", metavar="LIST|all",
+              help="Comma-separated backends (tensorflow,jax,torch) or all "
+                   "[default: KERAS_BACKEND, else Keras's configured one].")
+@click.option("--epochs", type=int, help="Epochs [default: the set-up's].")
+@click.option("--batch-size", type=int, help="Batch size [default: the set-up's].")
+@click.option("--dataset", metavar="NAME", help="Another data set (digits, mnist, ...).")
+@click.option("--seed", type=int, help="Seed of the data and the weights [default: the set-up's].")
+@click.option("--output", type=click.Path(path_type=Path),
+              help="Folder of the run [default: runs/<set-up>-<date>-<time>/].")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --output (or the latest of MODEL) from its checkpoints.")
+@click.option("--quiet", is_flag=True, help="Plain log lines instead of progress bars.")
+@click.option("--distribute", metavar="data-parallel",
+              help="Split each batch across devices with keras.distribution (JAX only).")
+@click.option("--devices", type=int,
+              help="With --distribute: how many devices (on CPU, made with XLA_FLAGS) "
+                   "[default: every device JAX sees].")
+@click.option("--threads", type=int, help="Threads per worker [default: the usable cores].")
+def train(model: str, **options: Any) -> None:
+    """Train a reference model (configs/train/MODEL.yaml, or a YAML file) on each backend.
+
+    Each backend trains in a worker subprocess of its own, one after another, from the same
+    seed and data; a table compares test figures and speed. The run's folder holds
+    results.json, learning_curves.png and, per backend, model.keras, history.csv and the
+    checkpoint of the last epoch.
+    """
+    from klayers import train as training
+    from klayers.train_display import PlainDisplay, RichDisplay, results_table
+
+    quiet = options.pop("quiet")
+    try:
+        plan = training.plan_training(model, **options)
+    except training.TrainError as error:
+        raise click.ClickException(str(error)) from None
+    console = Console()
+    verb = "Resuming" if plan.resume else "Training"
+    console.print(f"{verb} {escape(plan.config.name)} on {', '.join(plan.backends)}; "
+                  f"output in {escape(str(plan.output))}/")
+    try:
+        with PlainDisplay(console) if quiet else RichDisplay(console) as display:
+            outcome = training.run_training(plan, display)
+    except training.TrainError as error:
+        raise click.ClickException(str(error)) from None
+    console.print(results_table(outcome.document))
+    console.print(f"Written to {escape(str(plan.output))}/: {training.RESULTS_FILE}, "
+                  f"{training.CHART_FILE}, and per backend model.keras, history.csv, "
+                  "checkpoint.json")
+    if outcome.interrupted:
+        console.print(f"[yellow]Interrupted.[/] Continue with: klayers train {escape(model)} "
+                      f"--output {escape(str(plan.output))} --resume")
+        raise SystemExit(130)
+    if outcome.failed:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.argument("model_path", metavar="PATH/model.keras", type=click.Path(path_type=Path))
+@click.option("--backend", "backends", metavar="LIST|all",
+              help="Comma-separated backends (tensorflow,jax,torch) or all "
+                   "[default: KERAS_BACKEND, else Keras's configured one].")
+@click.option("--tolerance", type=click.FloatRange(min=0), show_default=True,
+              default=0.005, help="Largest difference of the test figure between backends.")
+def evaluate(model_path: Path, backends: str | None, tolerance: float) -> None:
+    """Evaluate a model saved by `klayers train` on its test split, under each backend.
+
+    The data set and seed come from the model.json beside the model. Exits with 1 when the
+    backends' test figures differ by more than --tolerance.
+    """
+    from klayers import train as training
+    from klayers.train_display import PlainDisplay, evaluation_table
+
+    try:
+        plan = training.plan_evaluation(model_path, backends)
+    except training.TrainError as error:
+        raise click.ClickException(str(error)) from None
+    console = Console()
+    records = training.run_evaluation(plan, PlainDisplay(console))
+    console.print(evaluation_table(records, plan.metadata, tolerance))
+    metric = plan.metadata["config"]["target_metric"]
+    spread = training.evaluation_spread(records, metric)
+    failed = [record["backend"] for record in records if record["status"] != "ok"]
+    if spread is not None:
+        verdict = "the same" if spread <= tolerance else "[red]different[/]"
+        console.print(f"{metric} is {verdict} on every backend: largest difference "
+                      f"{spread:.2g} (tolerance {tolerance:g})")
+    if failed or (spread is not None and spread > tolerance):
         raise SystemExit(1)
