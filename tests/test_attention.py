@@ -5,6 +5,7 @@ Tiny shapes, reused across tests, keep JAX's per-shape compilations few.
 """
 
 import os
+import re
 import tempfile
 
 import keras
@@ -25,6 +26,7 @@ VALUE = random_inputs((2, 5, 6), seed=2)
 KEY = random_inputs((2, 5, 4), seed=3)
 VALUE_SIZED_KEY = random_inputs((2, 5, 6), seed=6)
 SELF = random_inputs((2, 5, 4), seed=4)
+IMAGE = random_inputs((2, 2, 3, 4), seed=11)  # (batch, height, width, channels)
 QUERY_MASK = np.array([[True, True, False], [True, True, True]])
 VALUE_MASK = np.array([[True, True, True, False, False], [True, False, True, True, True]])
 SEEDED = {"class_name": "GlorotUniform", "config": {"seed": 1}}
@@ -121,6 +123,11 @@ def check_parity(ours, theirs, inputs, call, gradient_call=None, tolerance=1e-5)
     for a, b in zip(actual, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)
     return actual
+
+
+def close(a, b, tolerance=1e-5):
+    np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=tolerance, atol=tolerance)
+
 
 
 # --- Attention -----------------------------------------------------------------------------
@@ -338,6 +345,98 @@ def test_multi_head_attention_saves_and_loads_with_two_inputs():
                                rtol=1e-6, atol=1e-6)
 
 
+# --- MultiHeadAttention on inputs of any rank, over any axes -------------------------------
+
+
+def _first_key_always_visible(shape, seed):
+    """A random boolean mask whose every row sees at least the first key position."""
+    mask = random_inputs(shape, "int32", seed=seed, high=2).astype(bool)
+    mask.reshape(-1)[:: int(np.prod(shape[-1:]))] = True
+    return mask
+
+
+# name: (attention_axes, value, attention_mask in Keras's layout)
+RANK_4 = {
+    # (batch, 2, 3, 4) attends over both axes to (batch, 3, 2, 6): mask (batch, 2, 3, 3, 2)
+    "image-2d": ((1, 2), random_inputs((2, 3, 2, 6), seed=12),
+                 _first_key_always_visible((2, 2, 3, 3, 2), seed=13)),
+    # each of the 2 rows attends over its 3 columns to 5 columns: mask (batch, 2, 3, 5)
+    "rows": ((2,), random_inputs((2, 2, 5, 6), seed=14),
+             _first_key_always_visible((2, 2, 3, 5), seed=15)),
+}
+
+
+@pytest.mark.parametrize("name", list(RANK_4))
+def test_multi_head_attention_any_rank_and_axes_match_keras(name):
+    axes, value, mask = RANK_4[name]
+    kwargs = {"num_heads": 2, "key_dim": 3, "attention_axes": axes}
+
+    def calls(layer, t):
+        query, value = t
+        return [layer(query, value), layer(query, value, attention_mask=mask),
+                *layer(query, value, attention_mask=mask, return_attention_scores=True)]
+
+    def gradient_calls(layer, t):
+        query, value = t
+        return [layer(query, value, attention_mask=mask),
+                *layer(query, value, return_attention_scores=True)]
+
+    results = check_parity(kl.MultiHeadAttention(**kwargs),
+                           keras.layers.MultiHeadAttention(**kwargs), [IMAGE, value], calls,
+                           gradient_calls)
+    assert results[0].shape == IMAGE.shape
+    # (batch, *other axes, heads, *attended query axes, *attended value axes)
+    assert results[3].shape == {"image-2d": (2, 2, 2, 3, 3, 2), "rows": (2, 2, 2, 3, 5)}[name]
+
+
+@pytest.mark.parametrize("name", list(RANK_4))
+def test_multi_head_attention_any_rank_masks_and_causality(name):
+    """Keras's own layer builds its query/value and causal masks for rank-3 inputs only;
+    ours generalises them: a value mask is the attention mask that hides those positions
+    from every query, and causal order runs row-major over the attended axes."""
+    axes, value, _ = RANK_4[name]
+    layer = kl.MultiHeadAttention(num_heads=2, key_dim=3, attention_axes=axes)
+    value_mask = _first_key_always_visible(value.shape[:-1], seed=16)
+    if name == "image-2d":
+        # (batch, 3, 2) -> (batch, [query] 2, 3, [value] 3, 2)
+        as_attention = np.broadcast_to(value_mask[:, None, None], (2, 2, 3, 3, 2))
+        causal = np.tri(6, dtype=bool).reshape(2, 3, 2, 3)
+    else:
+        # (batch, 2, 5) -> (batch, 2, [query] 3, [value] 5)
+        as_attention = np.broadcast_to(value_mask[:, :, None], (2, 2, 3, 5))
+        causal = np.tri(3, dtype=bool)
+    close(layer(IMAGE, value, value_mask=value_mask),
+          layer(IMAGE, value, attention_mask=as_attention))
+    attending_to_itself = kl.MultiHeadAttention(num_heads=2, key_dim=3, attention_axes=axes)
+    close(attending_to_itself(IMAGE, use_causal_mask=True),
+          attending_to_itself(IMAGE, attention_mask=causal))
+    changed = IMAGE.copy()
+    changed[:, 1:, 2:] += 10.0  # the last position in row-major order, and later rows
+    first, second = to_numpy(attending_to_itself(IMAGE, use_causal_mask=True)), to_numpy(
+        attending_to_itself(changed, use_causal_mask=True))
+    close(first[:, 0], second[:, 0])  # the first row comes before every change
+
+
+def test_multi_head_attention_rank_4_contract():
+    check_layer_contract(
+        lambda: kl.MultiHeadAttention(num_heads=2, key_dim=2, attention_axes=(1, 2),
+                                      kernel_initializer=SEEDED),
+        (2, 2, 3, 4), input_data=IMAGE, trainable_weights=8,
+    )
+
+
+def test_multi_head_attention_rank_4_with_unknown_positions():
+    query = keras.Input((None, 3, 4))
+    layer = kl.MultiHeadAttention(num_heads=2, key_dim=2, attention_axes=(1, 2))
+    outputs, scores = layer(query, query, return_attention_scores=True)
+    assert tuple(outputs.shape) == (None, None, 3, 4)
+    assert tuple(scores.shape) == (None, 2, None, 3, None, 3)
+    model = keras.Model(query, [outputs, scores])
+    predicted = model.predict(IMAGE, verbose=0)
+    for a, b in zip(predicted, layer(IMAGE, IMAGE, return_attention_scores=True), strict=True):
+        close(a, b)
+
+
 # --- GroupQueryAttention -------------------------------------------------------------------
 
 
@@ -430,6 +529,59 @@ def test_causal_outputs_ignore_the_future(name):
     assert not np.allclose(first[:, 3:], second[:, 3:])
 
 
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_causal_only_calls_take_the_backends_causal_path(name, monkeypatch):
+    """`is_causal=True` has fused kernels on GPU; other masks join the causal one."""
+    seen = []
+    dot_product_attention = keras.ops.dot_product_attention
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["is_causal"], kwargs["mask"] is None))
+        return dot_product_attention(*args, **kwargs)
+
+    monkeypatch.setattr(keras.ops, "dot_product_attention", spy)
+    # A learned scale is a tensor, which the fused path does not take.
+    layer = kl.Attention() if name == "Attention" else LAYERS[name]()
+    causal = _attend(layer, SELF, SELF, None, None, use_causal_mask=True)
+    explicit = _attend(layer, SELF, SELF, None, np.ones((2, 5), bool), use_causal_mask=True)
+    assert seen == [(True, True), (False, False)]
+    close(causal, explicit)
+
+
+@pytest.mark.parametrize("name", ["MultiHeadAttention", "GroupQueryAttention"])
+def test_decoding_with_a_cache_matches_the_causal_pass(name):
+    layer = LAYERS[name]()
+    full = to_numpy(layer(SELF, SELF, use_causal_mask=True))
+    key_value_heads = 2 if name == "MultiHeadAttention" else 1
+    empty = np.zeros((2, 2, 5, key_value_heads, 2), "float32")
+    # Two positions at once, then one at a time.
+    outputs, cache = layer(SELF[:, :2], SELF[:, :2], use_causal_mask=True, cache=empty,
+                           cache_update_index=0)
+    steps = [to_numpy(outputs)]
+    for t in range(2, 5):
+        outputs, cache = layer(SELF[:, t:t + 1], SELF[:, t:t + 1], use_causal_mask=True,
+                               cache=cache, cache_update_index=t)
+        steps.append(to_numpy(outputs))
+    close(np.concatenate(steps, axis=1), full)
+    # Without an index the cache is read, not written: attention to every cached position.
+    outputs, scores, same = layer(SELF[:, :1], SELF[:, :1], cache=cache,
+                                  return_attention_scores=True)
+    close(same, cache)
+    expected, expected_scores = layer(SELF[:, :1], SELF, return_attention_scores=True)
+    close(outputs, expected)
+    close(scores, expected_scores)
+
+
+def test_cache_errors():
+    layer = kl.MultiHeadAttention(num_heads=2, key_dim=2, value_dim=3, name="mha")
+    with pytest.raises(ValueError, match=r"'mha'.*\(batch, 2, max_length, 2, 2\).*"
+                                         r"\(2, 2, 5, 2, 2\).*value head size 3"):
+        layer(SELF, SELF, cache=np.zeros((2, 2, 5, 2, 2), "float32"), cache_update_index=0)
+    with pytest.raises(ValueError, match=r"'mha'.*`cache_update_index` needs a `cache`"
+                                         r".*cache_update_index=2"):
+        layer(SELF, SELF, cache_update_index=2)
+
+
 @pytest.mark.parametrize(
     "name, policy",
     [("Attention", "mixed_float16"), ("MultiHeadAttention", "mixed_float16"),
@@ -488,9 +640,29 @@ def test_masks_that_do_not_broadcast_are_rejected():
 def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match=r"Attention layer .*score_mode='add'"):
         kl.Attention(score_mode="add")
-    with pytest.raises(ValueError, match=r"MultiHeadAttention layer .*attention_axes=\(1, 2\)"):
-        kl.MultiHeadAttention(2, 2, attention_axes=(1, 2))
+    with pytest.raises(ValueError, match=r"MultiHeadAttention layer .*attention_axes='time'"):
+        kl.MultiHeadAttention(2, 2, attention_axes="time")
     with pytest.raises(ValueError, match=r"MultiHeadAttention layer .*dropout=1.5"):
         kl.MultiHeadAttention(2, 2, dropout=1.5)
-    with pytest.raises(ValueError, match=r"MultiHeadAttention layer .*rank 3.*\(2, 3\)"):
+    with pytest.raises(ValueError, match=r"MultiHeadAttention layer .*rank >= 3.*\(2, 3\)"):
         kl.MultiHeadAttention(2, 2)(np.ones((2, 3), "float32"))
+    with pytest.raises(ValueError, match=r"GroupQueryAttention layer .*rank 3.*\(2, 2, 3, 4\)"):
+        kl.GroupQueryAttention(2, 2, 1)(IMAGE)
+
+
+@pytest.mark.parametrize("axes", [(3,), (0,), -1, (1, -3)])
+def test_attention_axes_out_of_range_are_rejected_at_build(axes):
+    layer = kl.MultiHeadAttention(2, 2, attention_axes=axes, name="mha")
+    stored = re.escape(repr(tuple(np.atleast_1d(axes).tolist())))  # an int is kept as (int,)
+    with pytest.raises(ValueError, match=rf"MultiHeadAttention layer 'mha'.*\[1, 2\] or "
+                                         rf"\[-3, -2\].*rank 4.*attention_axes={stored}"):
+        layer(IMAGE)
+
+
+def test_inputs_that_disagree_outside_the_attention_axes_are_rejected():
+    layer = kl.MultiHeadAttention(2, 2, attention_axes=(2,), name="mha")
+    with pytest.raises(ValueError, match=r"'mha'.*axis not attended over.*\(2, 2, 3, 4\).*"
+                                         r"\(2, 5, 3, 4\)"):
+        layer(IMAGE, np.ones((2, 5, 3, 4), "float32"))
+    with pytest.raises(ValueError, match=r"'mha'.*same rank.*\(2, 5, 4\)"):
+        kl.MultiHeadAttention(2, 2, name="mha")(IMAGE, SELF)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import keraslayers as kl
-from tests.contract import check_layer_contract, random_inputs, to_numpy
+from tests.contract import BACKEND, check_layer_contract, random_inputs, to_numpy
 
 SEQUENCE = random_inputs((2, 5, 4), seed=1)
 ENCODED = random_inputs((2, 3, 6), seed=2)
@@ -152,6 +152,80 @@ def test_decoder_padded_keys_change_nothing_and_padded_rows_are_finite():
     assert np.all(np.isfinite(to_numpy(nothing)))
 
 
+def _decode_token_by_token(block, step, with_encoder):
+    """The outputs of `step(block, token, caches, t)` for t = 0, 1, ..., concatenated."""
+    caches = [np.zeros((2, 2, 5, 2, 2), "float32")]
+    if with_encoder:
+        caches.append(np.zeros((2, 2, 3, 2, 2), "float32"))
+    outputs = []
+    for t in range(SEQUENCE.shape[1]):
+        y, *caches = step(block, SEQUENCE[:, t:t + 1], caches, t)
+        outputs.append(to_numpy(y))
+    return np.concatenate(outputs, axis=1), caches
+
+
+@pytest.mark.parametrize("with_encoder", [False, True])
+def test_decoder_with_a_cache_decodes_as_the_full_causal_pass(with_encoder):
+    block = kl.TransformerDecoder(8, num_heads=2, normalize_first=with_encoder)
+    args = (ENCODED,) if with_encoder else ()
+    full = to_numpy(block(SEQUENCE, *args))
+
+    def step(block, token, caches, t):
+        kwargs = {"self_attention_cache": caches[0], "self_attention_cache_update_index": t}
+        if with_encoder:
+            # The encoder's keys and values are projected once, at the first step.
+            kwargs.update(cross_attention_cache=caches[1],
+                          cross_attention_cache_update_index=0 if t == 0 else None)
+        return block(token, *args, **kwargs)
+
+    decoded, caches = _decode_token_by_token(block, step, with_encoder)
+    close(decoded, full)
+    # The cache holds the projected keys and values of every position.
+    keys = block.self_attention.key_dense(block.self_attention_layer_norm(SEQUENCE)
+                                          if with_encoder else SEQUENCE)
+    close(to_numpy(caches[0])[:, 0], keys)
+
+
+def test_decoder_cache_in_a_compiled_step():
+    """XLA on JAX and TensorFlow (the update index a traced tensor); torch runs eagerly."""
+    block = kl.TransformerDecoder(8, num_heads=2)
+    full = to_numpy(block(SEQUENCE))
+
+    def call(token, cache, index):
+        return block(token, self_attention_cache=cache, self_attention_cache_update_index=index)
+
+    if BACKEND == "jax":
+        import jax
+
+        call = jax.jit(call)
+    elif BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        call = tf.function(call, jit_compile=True)
+
+    def step(block, token, caches, t):
+        return call(keras.ops.convert_to_tensor(token), keras.ops.convert_to_tensor(caches[0]),
+                    keras.ops.convert_to_tensor(t, "int32"))
+
+    decoded, _ = _decode_token_by_token(block, step, with_encoder=False)
+    close(decoded, full)
+    # Symbolically, the caches come back with the outputs.
+    token, cache = keras.Input((1, 4)), keras.Input((2, 5, 2, 2))
+    outputs = block(token, self_attention_cache=cache, self_attention_cache_update_index=0)
+    assert [tuple(y.shape) for y in outputs] == [(None, 1, 4), (None, 2, 5, 2, 2)]
+
+
+def test_decoder_cache_errors():
+    block = kl.TransformerDecoder(8, num_heads=2, name="dec")
+    block(SEQUENCE, ENCODED)
+    cache = np.zeros((2, 2, 5, 2, 2), "float32")
+    with pytest.raises(ValueError, match=r"TransformerDecoder layer 'dec'.*cross_attention_cache"
+                                         r".*self_attention_cache=a tensor, "
+                                         r"cross_attention_cache=None"):
+        block(SEQUENCE[:, :1], ENCODED, self_attention_cache=cache,
+              self_attention_cache_update_index=0)
+
+
 def test_decoder_must_be_called_as_built():
     block = kl.TransformerDecoder(8, num_heads=2, name="dec")
     block(SEQUENCE)
@@ -202,12 +276,16 @@ def test_sine_position_encoding_matches_the_formula():
     np.testing.assert_allclose(y, np.broadcast_to(expected, (2, 5, 4)), rtol=1e-5, atol=1e-6)
 
 
-def numpy_rotary(x, max_wavelength=10000, scaling_factor=1.0):
-    """RoPE on (batch, sequence, ..., features), rotating features i and i + d/2."""
+def numpy_rotary(x, max_wavelength=10000, scaling_factor=1.0, positions=None):
+    """RoPE on (batch, sequence, ..., features), rotating features i and i + d/2, at
+    `positions` (batch or 1, sequence) (default 0, 1, ...)."""
     d = x.shape[-1]
+    if positions is None:
+        positions = np.arange(x.shape[1])[None]
     inverse = 1.0 / max_wavelength ** (np.arange(0, d, 2) / d)
-    angles = np.arange(x.shape[1])[:, None] / scaling_factor * inverse[None]
-    angles = np.concatenate([angles, angles], -1).reshape(1, x.shape[1], *[1] * (x.ndim - 3), d)
+    angles = positions[..., None] / scaling_factor * inverse
+    angles = np.concatenate([angles, angles], -1)
+    angles = angles.reshape(len(angles), x.shape[1], *[1] * (x.ndim - 3), d)
     rotated = np.concatenate([-x[..., d // 2:], x[..., : d // 2]], -1)
     return x * np.cos(angles) + rotated * np.sin(angles)
 
@@ -227,6 +305,35 @@ def test_rotary_embedding_matches_the_formula_and_is_relative():
     rope = kl.RotaryEmbedding()
     dots = np.einsum("btd,bsd->bts", to_numpy(rope(q)), to_numpy(rope(k)))[0]
     np.testing.assert_allclose(np.diag(dots, 1)[:-1], np.diag(dots, 1)[1:], rtol=1e-4, atol=1e-5)
+
+
+def test_rotary_embedding_at_explicit_positions_and_a_start_index():
+    heads = random_inputs((2, 5, 3, 4), seed=3)
+    rope = kl.RotaryEmbedding(max_wavelength=100, scaling_factor=2.0)
+    # Per-example positions, e.g. left-padded sequences; then shared ones.
+    positions = np.array([[0, 0, 1, 2, 3], [7, 8, 9, 10, 11]], "int32")
+    close(rope(heads, positions=positions), numpy_rotary(heads, 100, 2.0, positions))
+    close(rope(heads, positions=positions[1]), numpy_rotary(heads, 100, 2.0, positions[1:]))
+    # start_index, a Python int or a tensor (a decoding step), is positions start_index + t.
+    close(rope(heads, start_index=7), numpy_rotary(heads, 100, 2.0, positions[1:]))
+    start = keras.ops.convert_to_tensor(7, "int32")
+    close(rope(heads[:, :1], start_index=start), numpy_rotary(heads, 100, 2.0,
+                                                             positions[1:])[:, :1])
+    # Channels-first, positions along axis 2.
+    transposed = kl.RotaryEmbedding(sequence_axis=2, feature_axis=1)(
+        SEQUENCE.transpose(0, 2, 1), positions=positions)
+    close(to_numpy(transposed).transpose(0, 2, 1), numpy_rotary(SEQUENCE, positions=positions))
+
+
+def test_rotary_embedding_rejects_bad_positions():
+    rope = kl.RotaryEmbedding(name="rope")
+    with pytest.raises(ValueError, match=r"RotaryEmbedding layer 'rope'.*\(2, 5\).*"
+                                         r"positions of shape \(4,\)"):
+        rope(SEQUENCE, positions=np.arange(4))
+    with pytest.raises(ValueError, match=r"'rope'.*positions of shape \(3, 5\)"):
+        rope(SEQUENCE, positions=np.zeros((3, 5), "int32"))
+    with pytest.raises(ValueError, match=r"'rope'.*start_index=2"):
+        rope(SEQUENCE, positions=np.arange(5), start_index=2)
 
 
 def test_rotary_embedding_rejects_odd_features():

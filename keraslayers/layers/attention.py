@@ -8,6 +8,7 @@ accelerators; otherwise it spells the computation out.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 
@@ -29,6 +30,7 @@ def attend(
     scale=1.0,
     scores=None,
     mask=None,
+    causal=False,
     dropout=0.0,
     seed_generator=None,
     training=False,
@@ -38,8 +40,8 @@ def attend(
     """`softmax(scale * query . key + masking) @ value`, per head.
 
     `weights[b, n, t, s] = softmax_s(scale * sum_h query[b, t, n, h] * key[b, s, n, h])`,
-    with `-1e9` in place of the score wherever `mask` is False, then
-    `outputs[b, t, n, :] = sum_s dropout(weights)[b, n, t, s] * value[b, s, n, :]`.
+    with `-1e9` in place of the score wherever `mask` is False (and, with `causal`, wherever
+    `s > t`), then `outputs[b, t, n, :] = sum_s dropout(weights)[b, n, t, s] * value[b, s, n, :]`.
     The softmax is computed in float32 whatever the inputs' dtype. A target position that
     sees no source position (a fully masked row) gets zero weights and a zero output, on
     both paths, as Keras's masked `Softmax` gives.
@@ -50,9 +52,10 @@ def attend(
         value: `(batch, source, heads, value_dim)`.
         scale: a Python float, or a scalar tensor (a learned scale).
         scores: precomputed scores `(batch, heads, target, source)`, for layers whose scores
-            are not a dot product; `query`, `key` and `scale` are then unused.
+            are not a dot product; `key` and `scale` are then unused.
         mask: boolean, broadcastable to `(batch, heads, target, source)`; False hides a
             source position from a target position.
+        causal: also hide source positions after the target position (`s > t`).
         dropout: rate of dropout on the weights, applied when `training`.
         seed_generator: the `keras.random.SeedGenerator` of the dropout.
         training: whether to apply dropout.
@@ -72,9 +75,15 @@ def attend(
         # Backends disagree on a value size that differs from the key's (JAX refuses it).
         and query.shape[-1] == value.shape[-1]
     )
+    if causal and not (fused and mask is None):
+        # Only a causal-only call goes to the backend's `is_causal` (fused kernels on GPU);
+        # anywhere else the causal mask joins the others.
+        mask = _and(mask, causal_mask(ops.shape(query)[1], ops.shape(key)[1]))
+        causal = False
     if fused:
         outputs = ops.dot_product_attention(
-            query, key, value, mask=mask, scale=float(scale), flash_attention=flash_attention
+            query, key, value, mask=mask, scale=float(scale), is_causal=causal,
+            flash_attention=flash_attention,
         )
         if mask is not None:
             # The fused kernels average the values over a fully masked row; zero it instead.
@@ -103,9 +112,13 @@ def attend(
     return outputs, ops.cast(weights, value.dtype) if return_scores else None
 
 
-def causal_mask(target_length, source_length):
-    """`(1, 1, target, source)`: True where source position <= target position."""
-    rows = ops.expand_dims(ops.arange(target_length), 1)
+def causal_mask(target_length, source_length, start=0):
+    """`(1, 1, target, source)`: True where source position <= target position.
+
+    The target positions are `start, start + 1, ...`: with a decoding cache the queries sit
+    after the `start` positions already in it.
+    """
+    rows = ops.expand_dims(ops.arange(target_length) + start, 1)
     columns = ops.expand_dims(ops.arange(source_length), 0)
     return ops.reshape(ops.greater_equal(rows, columns), (1, 1, target_length, source_length))
 
@@ -132,12 +145,134 @@ def _check_mask(layer, argument, mask, expected):
         )
 
 
+def _same_known(sizes, others):
+    """Whether two shapes agree wherever both sizes are known."""
+    return len(sizes) == len(others) and all(
+        a is None or b is None or a == b for a, b in zip(sizes, others, strict=True)
+    )
+
+
 def _and(a, b):
     return b if a is None else a if b is None else ops.logical_and(a, b)
 
 
 def _as_bool(mask):
     return mask if mask is None else ops.cast(mask, "bool")
+
+
+def _product(sizes):
+    """The product of static and dynamic sizes (a tensor where one is unknown)."""
+    result = 1
+    for size in sizes:
+        result = result * size
+    return result
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """Where attention runs in inputs `(batch, *positions, features)` of rank `rank`.
+
+    `attention_axes` are the position axes attended over (in the order given, which orders
+    the scores' axes as in Keras); `batch_axes` are the batch axis and the other position
+    axes, each of whose entries attends on its own. `fold` turns this layout into the one
+    `attend` takes, `(batch', positions', ...)`: the batch axes merged into one and the
+    attended axes into another, row-major, so a softmax over the merged axis is Keras's
+    softmax over all the attended axes at once. Rank-3 inputs are already in that layout.
+    """
+
+    rank: int
+    attention_axes: tuple
+    batch_axes: tuple
+
+    @classmethod
+    def of(cls, layer, rank, attention_axes=None):
+        """The layout of rank-`rank` inputs; axes may count from the end, as in Keras."""
+        if attention_axes is None:
+            axes = tuple(range(1, rank - 1))
+        else:
+            axes = tuple(a + rank if a < 0 else a for a in attention_axes)
+            if not all(1 <= a <= rank - 2 for a in axes) or len(set(axes)) != len(axes):
+                raise ValueError(
+                    f"{validation.describe(layer)}: `attention_axes` must be distinct position "
+                    f"axes of the inputs, each in [1, {rank - 2}] or [{1 - rank}, -2] for inputs "
+                    f"of rank {rank} (batch, *positions, features); received "
+                    f"attention_axes={attention_axes!r}."
+                )
+        batch_axes = (0, *(a for a in range(1, rank - 1) if a not in axes))
+        return cls(rank, axes, batch_axes)
+
+    @property
+    def is_sequence(self):
+        return self.rank == 3
+
+    def _order(self, ndim):
+        """Batch axes, attended axes, then what follows the positions (heads, head size)."""
+        return (*self.batch_axes, *self.attention_axes, *range(self.rank - 1, ndim))
+
+    def fold(self, x):
+        """`(batch, *positions, *rest)` -> `(batch', positions', *rest)`."""
+        if self.is_sequence:
+            return x
+        x = ops.transpose(x, self._order(len(x.shape)))
+        shape = ops.shape(x)
+        batch_rank, attended_rank = len(self.batch_axes), len(self.attention_axes)
+        positions = _product(shape[batch_rank : batch_rank + attended_rank])
+        return ops.reshape(x, (-1, positions, *shape[batch_rank + attended_rank :]))
+
+    def unfold(self, x, like):
+        """`fold`'s inverse: `(batch', positions', *rest)` -> `(batch, *positions, *rest)`,
+        the batch and positions sized as in `like` `(batch, *positions, ...)`."""
+        if self.is_sequence:
+            return x
+        shape = ops.shape(like)
+        order = self._order(len(x.shape) + self.rank - 3)
+        sizes = [shape[a] for a in order[: self.rank - 1]]
+        x = ops.reshape(x, (*sizes, *ops.shape(x)[2:]))
+        return ops.transpose(x, [order.index(a) for a in range(len(order))])
+
+    def fold_positions_mask(self, mask, like):
+        """A mask over the positions of `like` `(batch, *positions, ...)` -> `(batch', n)`."""
+        mask = _as_bool(mask)
+        if self.is_sequence:
+            return mask
+        positions = ops.shape(like)[: self.rank - 1]
+        return self.fold(ops.broadcast_to(mask, positions))
+
+    def attention_mask_shape(self, query, key):
+        """Keras's `attention_mask` layout: `(*batch axes, *query's attended, *key's attended)`."""
+        return (
+            *(query.shape[a] for a in self.batch_axes),
+            *(query.shape[a] for a in self.attention_axes),
+            *(key.shape[a] for a in self.attention_axes),
+        )
+
+    def fold_attention_mask(self, mask, query, key):
+        """`attention_mask` in Keras's layout -> `(batch' or 1, target, source)`."""
+        mask = _as_bool(mask)
+        if self.is_sequence:
+            return mask
+        query_shape, key_shape = ops.shape(query), ops.shape(key)
+        full = (
+            *(query_shape[a] for a in self.batch_axes),
+            *(query_shape[a] for a in self.attention_axes),
+            *(key_shape[a] for a in self.attention_axes),
+        )
+        target = _product(query_shape[a] for a in self.attention_axes)
+        source = _product(key_shape[a] for a in self.attention_axes)
+        return ops.reshape(ops.broadcast_to(mask, full), (-1, target, source))
+
+    def unfold_scores(self, scores, query, key):
+        """`(batch', heads, target, source)` -> Keras's
+        `(*batch axes, heads, *query's attended, *key's attended)`."""
+        if self.is_sequence:
+            return scores
+        query_shape, key_shape = ops.shape(query), ops.shape(key)
+        return ops.reshape(scores, (
+            *(query_shape[a] for a in self.batch_axes),
+            ops.shape(scores)[1],
+            *(query_shape[a] for a in self.attention_axes),
+            *(key_shape[a] for a in self.attention_axes),
+        ))
 
 
 class _Projection(keras.layers.Layer):
@@ -312,8 +447,6 @@ class Attention(keras.layers.Layer):
             _check_mask(self, "value_mask", value_mask, (query.shape[0], value.shape[1]))
             # (batch, Tv) -> (batch, 1, 1, Tv)
             scores_mask = ops.reshape(_as_bool(value_mask), (-1, 1, 1, ops.shape(value)[1]))
-        if use_causal_mask:
-            scores_mask = _and(scores_mask, causal_mask(ops.shape(query)[1], ops.shape(key)[1]))
         # Single head: (batch, T, 1, dim)
         outputs, weights = attend(
             ops.expand_dims(query, 2),
@@ -322,6 +455,7 @@ class Attention(keras.layers.Layer):
             scale=1.0 if self.scale is None else self.scale,
             scores=self._scores(query, key),
             mask=scores_mask,
+            causal=use_causal_mask,
             dropout=self.dropout,
             seed_generator=getattr(self, "seed_generator", None),
             training=training,
@@ -384,8 +518,13 @@ class _ProjectedAttention(keras.layers.Layer):
 
     Subclasses create, in `build`, the projections `query_dense`, `key_dense`,
     `value_dense`, `output_dense` (and `gate_dense` with `use_gate`), and set
-    `self._scale`, `self._key_value_repeats` and `self._score_heads` (heads of the scores).
+    `self._scale`, `self._key_value_repeats`, `self._score_heads` (heads of the scores),
+    `self._value_size` (of a value head) and `self._layout` (where attention runs).
     """
+
+    # MultiHeadAttention attends over any position axes of inputs of any rank >= 3.
+    _any_rank = False
+    _attention_axes_argument = None
 
     def _init_common(self, dropout, use_bias, sliding_window, flash_attention,
                      kernel_initializer, bias_initializer, kernel_regularizer,
@@ -439,18 +578,37 @@ class _ProjectedAttention(keras.layers.Layer):
         )
 
     def _check_shapes(self, query_shape, value_shape, key_shape):
+        """Ranks and sizes the projections and the attention need; returns the layout."""
+        rank = len(query_shape)
         for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
-            if len(shape) != 3:
+            if len(shape) < 3 or (len(shape) != 3 and not self._any_rank):
                 raise ValueError(
-                    f"{validation.describe(self)}: {name} must have rank 3 (batch, time, "
+                    f"{validation.describe(self)}: {name} must have rank "
+                    f"{'>= 3 (batch, *positions' if self._any_rank else '3 (batch, time'}, "
                     f"features), received shape {tuple(shape)}."
                 )
-            validation.known_sizes(self, shape, [2])
-        if None not in (value_shape[1], key_shape[1]) and value_shape[1] != key_shape[1]:
+            if len(shape) != rank:
+                raise ValueError(
+                    f"{validation.describe(self)}: query, value and key must have the same "
+                    f"rank, received query {tuple(query_shape)} and {name} {tuple(shape)}."
+                )
+            validation.known_sizes(self, shape, [rank - 1])
+        if not _same_known(value_shape[1:-1], key_shape[1:-1]):
             raise ValueError(
-                f"{validation.describe(self)}: value and key must have the same length, "
-                f"received value {tuple(value_shape)} and key {tuple(key_shape)}."
+                f"{validation.describe(self)}: value and key must have the same positions "
+                f"(every axis but the last), received value {tuple(value_shape)} and key "
+                f"{tuple(key_shape)}."
             )
+        layout = _Layout.of(self, rank, self._attention_axes_argument)
+        if not _same_known([query_shape[a] for a in layout.batch_axes],
+                           [value_shape[a] for a in layout.batch_axes]):
+            raise ValueError(
+                f"{validation.describe(self)}: query and value must agree on every axis not "
+                f"attended over (batch and axes outside attention_axes="
+                f"{self._attention_axes_argument!r}), received query {tuple(query_shape)} and "
+                f"value {tuple(value_shape)}."
+            )
+        return layout
 
     def call(
         self,
@@ -464,6 +622,8 @@ class _ProjectedAttention(keras.layers.Layer):
         return_attention_scores=False,
         training=None,
         use_causal_mask=False,
+        cache=None,
+        cache_update_index=None,
         mask=None,
     ):
         if value is None:
@@ -477,75 +637,144 @@ class _ProjectedAttention(keras.layers.Layer):
                 f"{validation.describe(self)}: flash_attention=True cannot return attention "
                 "scores; use return_attention_scores=False."
             )
-        scores_mask = self._scores_mask(
-            query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask
-        )
         gate = self.gate_dense(query) if self.use_gate else None
-        query = self.query_dense(query)  # (batch, target, heads, key_dim)
-        key = self.key_dense(key)  # (batch, source, key_value_heads, key_dim)
-        value = self.value_dense(value)  # (batch, source, key_value_heads, value_dim)
+        query = self.query_dense(query)  # (batch, *positions, heads, key_dim)
+        if cache is None:
+            if cache_update_index is not None:
+                raise ValueError(
+                    f"{validation.describe(self)}: `cache_update_index` needs a `cache`; "
+                    f"received cache=None and cache_update_index={cache_update_index!r}."
+                )
+            key = self.key_dense(key)  # (batch, *source positions, key_value_heads, key_dim)
+            value = self.value_dense(value)  # (..., key_value_heads, value_dim)
+        else:
+            key, value, cache = self._use_cache(key, value, cache, cache_update_index)
+        scores_mask, causal = self._scores_mask(
+            query, key, query_mask, value_mask, key_mask, attention_mask, use_causal_mask,
+            cache_update_index,
+        )
+        layout = self._layout
+        # (batch', positions', heads, head_dim): what `attend` takes.
+        folded_key, folded_value = layout.fold(key), layout.fold(value)
         if self._key_value_repeats > 1:
-            key = ops.repeat(key, self._key_value_repeats, axis=2)
-            value = ops.repeat(value, self._key_value_repeats, axis=2)
+            folded_key = ops.repeat(folded_key, self._key_value_repeats, axis=2)
+            folded_value = ops.repeat(folded_value, self._key_value_repeats, axis=2)
         outputs, scores = attend(
-            query,
-            key,
-            value,
+            layout.fold(query),
+            folded_key,
+            folded_value,
             scale=self._scale,
             mask=scores_mask,
+            causal=causal,
             dropout=self.dropout,
             seed_generator=getattr(self, "seed_generator", None),
             training=training,
             return_scores=return_attention_scores,
             flash_attention=self.flash_attention,
         )
+        outputs = layout.unfold(outputs, query)  # (batch, *positions, heads, value_dim)
         if gate is not None:
             outputs = outputs * gate
-        outputs = self.output_dense(outputs)  # (batch, target, *output_shape)
+        outputs = self.output_dense(outputs)  # (batch, *positions, *output_shape)
+        results = (outputs,)
         if return_attention_scores:
-            return outputs, scores
-        return outputs
+            results += (layout.unfold_scores(scores, query, key),)
+        if cache is not None:
+            results += (cache,)
+        return results[0] if len(results) == 1 else results
 
-    def _scores_mask(self, query, value, query_mask, value_mask, key_mask, attention_mask,
-                     use_causal_mask):
-        """All masks merged, `(batch or 1, 1, target, source)`, or None."""
-        batch, target, source = query.shape[0], query.shape[1], value.shape[1]
+    def _use_cache(self, key, value, cache, cache_update_index):
+        """Keys and values `(batch, max_length, key_value_heads, head_dim)` read from `cache`
+        `(batch, 2, max_length, key_value_heads, head_dim)`, after writing the projections of
+        `key` and `value` into it from position `cache_update_index` (unless None: then
+        `key` and `value` are not read); and the cache, updated."""
+        heads = self.query_dense.projected_shape[0] // self._key_value_repeats
+        expected = (2, heads, self.query_dense.projected_shape[1])
+        shape = tuple(cache.shape)
+        if not self._layout.is_sequence or self._value_size != expected[2] or not (
+            len(shape) == 5 and (shape[1], *shape[3:]) == expected
+        ):
+            raise ValueError(
+                f"{validation.describe(self)}: a cache needs rank-3 inputs attended over their "
+                f"sequence and equal key and value head sizes, and has shape (batch, 2, "
+                f"max_length, {heads}, {expected[2]}); received cache of shape {shape} for "
+                f"inputs of rank {self._layout.rank} and value head size {self._value_size}."
+            )
+        key_cache, value_cache = cache[:, 0], cache[:, 1]
+        if cache_update_index is None:
+            return key_cache, value_cache, cache
+        start = (0, cache_update_index, 0, 0)
+        key_cache = ops.slice_update(
+            key_cache, start, ops.cast(self.key_dense(key), key_cache.dtype)
+        )
+        value_cache = ops.slice_update(
+            value_cache, start, ops.cast(self.value_dense(value), value_cache.dtype)
+        )
+        return key_cache, value_cache, ops.stack((key_cache, value_cache), axis=1)
+
+    def _scores_mask(self, query, key, query_mask, value_mask, key_mask, attention_mask,
+                     use_causal_mask, cache_update_index):
+        """All masks merged, `(batch' or 1, 1, target, source)` or None, and whether the causal
+        mask is left for `attend` to apply (when it is the only one).
+
+        `query` and `key` are projected, `(batch, *positions, heads, head_dim)`.
+        """
+        layout = self._layout
+        query_positions, key_positions = tuple(query.shape[:-2]), tuple(key.shape[:-2])
         merged = None
         if query_mask is not None:
-            _check_mask(self, "query_mask", query_mask, (batch, target))
-            merged = ops.expand_dims(_as_bool(query_mask), -1)  # (batch, target, 1)
+            _check_mask(self, "query_mask", query_mask, query_positions)
+            # (batch', target, 1)
+            merged = ops.expand_dims(layout.fold_positions_mask(query_mask, query), -1)
         for name, keys_mask in (("value_mask", value_mask), ("key_mask", key_mask)):
             if keys_mask is not None:
-                _check_mask(self, name, keys_mask, (batch, source))
-                merged = _and(merged, ops.expand_dims(_as_bool(keys_mask), -2))
+                _check_mask(self, name, keys_mask, key_positions)
+                # (batch', 1, source)
+                keys_mask = ops.expand_dims(layout.fold_positions_mask(keys_mask, key), -2)
+                merged = _and(merged, keys_mask)
         if attention_mask is not None:
-            _check_mask(self, "attention_mask", attention_mask, (batch, target, source))
-            merged = _and(merged, _as_bool(attention_mask))
+            _check_mask(self, "attention_mask", attention_mask,
+                        layout.attention_mask_shape(query, key))
+            merged = _and(merged, layout.fold_attention_mask(attention_mask, query, key))
         if merged is not None:
             while len(merged.shape) < 3:
                 merged = ops.expand_dims(merged, 0)
-            merged = ops.expand_dims(merged, 1)  # (batch, 1, target, source): every head
-        target_length, source_length = ops.shape(query)[1], ops.shape(value)[1]
+            merged = ops.expand_dims(merged, 1)  # (batch', 1, target, source): every head
+        causal_only = (use_causal_mask and merged is None and self.sliding_window is None
+                       and cache_update_index is None)
+        if causal_only:
+            return None, True
+        query_shape, key_shape = ops.shape(query), ops.shape(key)
+        target_length = _product(query_shape[a] for a in layout.attention_axes)
+        source_length = _product(key_shape[a] for a in layout.attention_axes)
         if use_causal_mask:
-            merged = _and(merged, causal_mask(target_length, source_length))
+            start = 0 if cache_update_index is None else cache_update_index
+            merged = _and(merged, causal_mask(target_length, source_length, start))
         if self.sliding_window is not None:
             band = _sliding_window_mask(target_length, source_length, self.sliding_window)
             merged = _and(merged, band)
-        return merged
+        return merged, False
 
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
         return (*query_shape[:-1], *self._projected_output_shape(query_shape))
 
     def compute_output_spec(self, query, value=None, key=None, return_attention_scores=False,
-                            **kwargs):
+                            cache=None, **kwargs):
         value = query if value is None else value
         shape = self.compute_output_shape(query.shape, value.shape)
-        outputs = keras.KerasTensor(shape, dtype=self.compute_dtype)
-        if not return_attention_scores:
-            return outputs
-        # (batch, heads, target, source)
-        scores_shape = (query.shape[0], self._score_heads, query.shape[1], value.shape[1])
-        return outputs, keras.KerasTensor(scores_shape, dtype=self.compute_dtype)
+        results = (keras.KerasTensor(shape, dtype=self.compute_dtype),)
+        if return_attention_scores:
+            # (*batch axes, heads, *query's attended, *key's attended)
+            layout = _Layout.of(self, len(query.shape), self._attention_axes_argument)
+            # With a cache, the keys are the cache's: (batch, max_length, ...).
+            source_shape = value.shape if cache is None else (cache.shape[0], cache.shape[2])
+            scores_shape = (*(query.shape[a] for a in layout.batch_axes), self._score_heads,
+                            *(query.shape[a] for a in layout.attention_axes),
+                            *(source_shape[a] for a in layout.attention_axes))
+            results += (keras.KerasTensor(scores_shape, dtype=self.compute_dtype),)
+        if cache is not None:
+            results += (keras.KerasTensor(cache.shape, dtype=cache.dtype),)
+        return results[0] if len(results) == 1 else results
 
     def _common_config(self):
         return {
@@ -576,6 +805,11 @@ class MultiHeadAttention(_ProjectedAttention):
     `attention_output/kernel` `(heads, value_dim, *output_shape)`, `attention_output/bias`.
     Called on one tensor, it attends to itself.
 
+    Inputs may have any rank >= 3, `(batch, *positions, features)`, e.g. images
+    `(batch, height, width, channels)`: each position attends to the positions along
+    `attention_axes` (by default all of them, jointly), separately for every entry of the
+    other position axes, as in Keras.
+
     Args:
         num_heads: number of heads.
         key_dim: size of each head for query and key.
@@ -583,8 +817,8 @@ class MultiHeadAttention(_ProjectedAttention):
         dropout: rate of dropout on the attention weights in training.
         use_bias: whether the projections have biases.
         output_shape: int or tuple, the trailing output shape (default the query's size).
-        attention_axes: None (attention over the sequence axis); only the sequence axis
-            is supported (`(1,)` or `-2`).
+        attention_axes: int or tuple, the position axes attended over (negative ones count
+            from the end of the input shape, so -2 is the last position axis); None for all.
         sliding_window: attend only to positions within `sliding_window - 1` of the query's.
         flash_attention: None (let the backend choose) or a bool, passed to
             `keras.ops.dot_product_attention` when the fused path runs.
@@ -594,22 +828,34 @@ class MultiHeadAttention(_ProjectedAttention):
         seed: integer seed of the dropout.
 
     Call arguments:
-        query: `(batch, target, dim)`.
-        value: `(batch, source, value_features)`; None for self-attention.
+        query: `(batch, target, dim)`, or `(batch, *target positions, dim)`.
+        value: `(batch, source, value_features)` (or `(batch, *source positions, ...)`,
+            equal to the query's on the axes not attended over); None for self-attention.
         key: `(batch, source, key_features)`; default `value`.
-        query_mask, value_mask, key_mask: `(batch, target)` / `(batch, source)` booleans,
-            filled in from Keras masks.
-        attention_mask: boolean `(batch, target, source)` (batch may be missing or 1);
-            False hides a source position from a target position.
-        return_attention_scores: also return the weights `(batch, heads, target, source)`.
-        use_causal_mask: target position `i` attends only to source positions `j <= i`.
+        query_mask, value_mask, key_mask: `(batch, target)` / `(batch, source)` booleans
+            (`(batch, *positions)` for higher ranks), filled in from Keras masks.
+        attention_mask: boolean `(batch, target, source)` (batch may be missing or 1); for
+            higher ranks, as Keras, `(batch, *other axes, *attended target axes,
+            *attended source axes)`. False hides a source position from a target position.
+        return_attention_scores: also return the weights `(batch, heads, target, source)`
+            (`(batch, *other axes, heads, *attended target axes, *attended source axes)`).
+        use_causal_mask: target position `i` attends only to source positions `j <= i`
+            (positions over several attended axes counted in row-major order).
+        cache: decoding cache `(batch, 2, max_length, heads, key_dim)` of the projected keys
+            and values (rank-3 inputs, `value_dim == key_dim`), as keras-hub's
+            `CachedMultiHeadAttention`; the call then returns `(outputs, cache)` (with the
+            scores in between when asked for), and `value_mask`, `key_mask` and the source
+            axis of `attention_mask` cover the cache's `max_length` positions.
+        cache_update_index: where the projections of `key` and `value` are written into
+            `cache`, and the position of the first query (for `use_causal_mask`); None
+            reads the cache without writing to it (and `key` and `value` are unused).
         mask: the Keras mask of a single tensor in self-attention, filled in by Keras.
 
     Input shape:
         See the call arguments.
 
     Output shape:
-        `(batch, target, *output_shape)`.
+        `(batch, *target positions, *output_shape)`.
 
     Example:
         >>> import numpy as np, keraslayers as kl
@@ -655,6 +901,7 @@ class MultiHeadAttention(_ProjectedAttention):
         self._scale = 1.0 / math.sqrt(self.key_dim)
         self._key_value_repeats = 1
         self._score_heads = self.num_heads
+        self._value_size = self.value_dim
 
     def _checked_output_shape(self, output_shape):
         if output_shape is None:
@@ -673,22 +920,30 @@ class MultiHeadAttention(_ProjectedAttention):
             )
         return tuple(int(d) for d in dims)
 
+    _any_rank = True
+
+    @property
+    def _attention_axes_argument(self):
+        return self.attention_axes
+
     def _checked_attention_axes(self, attention_axes):
+        """A tuple of ints, or None; whether they fit the inputs' rank is known at build."""
         if attention_axes is None:
             return None
-        axes = (attention_axes,) if isinstance(attention_axes, int) else attention_axes
-        if not isinstance(axes, (list, tuple)) or tuple(axes) not in ((1,), (-2,)):
+        axes = (attention_axes,) if isinstance(attention_axes, numbers.Integral) else attention_axes
+        if not isinstance(axes, (list, tuple)) or not axes or not all(
+            isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in axes
+        ):
             raise ValueError(
-                f"{validation.describe(self)}: only attention over the sequence axis is "
-                f"supported, `attention_axes` None, 1 or -2; received "
-                f"attention_axes={attention_axes!r}."
+                f"{validation.describe(self)}: `attention_axes` must be None, an int or a "
+                f"non-empty tuple of ints; received attention_axes={attention_axes!r}."
             )
-        return tuple(axes)
+        return tuple(int(a) for a in axes)
 
     def build(self, query_shape, value_shape=None, key_shape=None):
         value_shape = query_shape if value_shape is None else value_shape
         key_shape = value_shape if key_shape is None else key_shape
-        self._check_shapes(query_shape, value_shape, key_shape)
+        self._layout = self._check_shapes(query_shape, value_shape, key_shape)
         heads = self.num_heads
         self.query_dense = self._projection("query", 1, (heads, self.key_dim))
         self.query_dense.build(query_shape)
@@ -740,7 +995,8 @@ class GroupQueryAttention(_ProjectedAttention):
         kernel_constraint, bias_constraint, use_gate, seed: as in `MultiHeadAttention`.
 
     Call arguments:
-        As `MultiHeadAttention`; scores are `(batch, query_heads, target, source)`.
+        As `MultiHeadAttention` for rank-3 inputs; scores are `(batch, query_heads, target,
+        source)`, a `cache` is `(batch, 2, max_length, num_key_value_heads, head_dim)`.
 
     Input shape:
         query `(batch, target, dim)`, value and key `(batch, source, features)`.
@@ -793,11 +1049,12 @@ class GroupQueryAttention(_ProjectedAttention):
         self._scale = 1.0 / math.sqrt(self.head_dim)
         self._key_value_repeats = self.num_query_heads // self.num_key_value_heads
         self._score_heads = self.num_query_heads
+        self._value_size = self.head_dim
 
     def build(self, query_shape, value_shape=None, key_shape=None):
         value_shape = query_shape if value_shape is None else value_shape
         key_shape = value_shape if key_shape is None else key_shape
-        self._check_shapes(query_shape, value_shape, key_shape)
+        self._layout = self._check_shapes(query_shape, value_shape, key_shape)
         query_heads, key_value_heads = self.num_query_heads, self.num_key_value_heads
         self.query_dense = self._projection("query", 1, (query_heads, self.head_dim))
         self.query_dense.build(query_shape)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import keras
 from keras import constraints, initializers, ops, regularizers
 
@@ -252,7 +254,11 @@ class RotaryEmbedding(keras.layers.Layer):
 
     Call arguments:
         inputs: e.g. `(batch, sequence, heads, head_dim)` or `(batch, sequence, features)`.
-        start_index: position of the first step.
+        start_index: position of the first step (an int or a scalar tensor, e.g. the cache
+            index when decoding step by step); positions are then `start_index + t`.
+        positions: explicit position of every step, `(sequence,)` or `(batch, sequence)`
+            (e.g. packed or left-padded sequences), as keras-hub's; replaces `start_index`,
+            which must then be left at 0.
 
     Input shape:
         Any with a sequence and an even-sized feature axis.
@@ -298,25 +304,48 @@ class RotaryEmbedding(keras.layers.Layer):
                 f"feature_axis={self.feature_axis}, input shape {tuple(inputs_shape)}."
             )
 
-    def call(self, inputs, start_index=0):
+    def call(self, inputs, start_index=0, positions=None):
         # (..., sequence, ..., features, ...) -> (batch, sequence, ..., features)
         x = ops.moveaxis(inputs, (self.sequence_axis, self.feature_axis), (1, -1))
-        cos, sin = self._cos_sin(x, start_index)
+        if positions is None:
+            positions = ops.expand_dims(ops.arange(ops.shape(x)[1]) + start_index, 0)
+        else:
+            positions = self._checked_positions(positions, start_index, x)
+        cos, sin = self._cos_sin(x, positions)
         first, second = ops.split(x, 2, axis=-1)
         rotated = ops.concatenate([-second, first], axis=-1)
         outputs = x * cos + rotated * sin
         return ops.moveaxis(outputs, (1, -1), (self.sequence_axis, self.feature_axis))
 
-    def _cos_sin(self, x, start_index):
-        """cos and sin of the angles, `(1, sequence, 1, ..., features)`, in the compute dtype."""
-        length, features = ops.shape(x)[1], ops.shape(x)[-1]
+    def _checked_positions(self, positions, start_index, x):
+        """`positions` as `(batch or 1, sequence)`, after checking them against `x`
+        `(batch, sequence, ..., features)`."""
+        shape, expected = tuple(positions.shape), (x.shape[0], x.shape[1])
+        fits = len(shape) in (1, 2) and shape[-1] in (None, expected[1]) and (
+            len(shape) == 1 or shape[0] in (None, 1, expected[0]) or expected[0] is None
+        )
+        if not fits or not (isinstance(start_index, numbers.Integral) and start_index == 0):
+            raise ValueError(
+                f"{validation.describe(self)}: `positions` must be (sequence,) or (batch, "
+                f"sequence) = {expected} for inputs of shape {tuple(x.shape)} (sequence axis "
+                f"moved to 1, features last), and replace `start_index`, which must stay 0; "
+                f"received positions of shape {shape} and start_index={start_index!r}."
+            )
+        return positions if len(shape) == 2 else ops.expand_dims(positions, 0)
+
+    def _cos_sin(self, x, positions):
+        """cos and sin of the angles at `positions` `(batch or 1, sequence)`, shaped
+        `(batch or 1, sequence, 1, ..., features)`, in the compute dtype."""
+        features = ops.shape(x)[-1]
         exponents = ops.arange(0, features, 2, dtype="float32") / ops.cast(features, "float32")
         inverse_wavelengths = 1.0 / ops.power(float(self.max_wavelength), exponents)
-        positions = ops.cast(ops.arange(length) + start_index, "float32") / self.scaling_factor
-        # (sequence, features / 2) -> (sequence, features): the same angle for x[i], x[i+d/2]
-        angles = ops.expand_dims(positions, 1) * ops.expand_dims(inverse_wavelengths, 0)
+        positions = ops.cast(positions, "float32") / self.scaling_factor
+        # (batch, sequence, features / 2) -> (batch, sequence, features): the same angle for
+        # x[i] and x[i + d/2]
+        angles = ops.expand_dims(positions, -1) * inverse_wavelengths
         angles = ops.concatenate([angles, angles], axis=-1)
-        angles = ops.reshape(angles, (1, length, *([1] * (len(x.shape) - 3)), features))
+        for _ in range(len(x.shape) - 3):
+            angles = ops.expand_dims(angles, 2)  # (batch, sequence, 1, ..., features)
         return ops.cast(ops.cos(angles), x.dtype), ops.cast(ops.sin(angles), x.dtype)
 
     def compute_output_shape(self, inputs_shape):

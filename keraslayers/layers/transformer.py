@@ -128,6 +128,24 @@ class _TransformerBlock(keras.layers.Layer):
             x = norm(x)
         return x
 
+    def _attention_residual(self, x, norm, dropout, attention, value, training, cache,
+                            **attention_kwargs):
+        """`_residual` around `attention(x, value)`; also returns its updated decoding cache
+        (None without one)."""
+        updated = []
+
+        def attend(x):
+            outputs = attention(x, x if value is None else value, training=training,
+                                cache=cache, **attention_kwargs)
+            if cache is None:
+                return outputs
+            outputs, new_cache = outputs
+            updated.append(new_cache)
+            return outputs
+
+        x = self._residual(x, norm, dropout, attend, training)
+        return x, (updated[0] if updated else None)
+
     def _feedforward(self, x, training):
         def feedforward(x):
             return self.feedforward_output_dense(self.feedforward_intermediate_dense(x))
@@ -230,23 +248,38 @@ class TransformerDecoder(_TransformerBlock):
         intermediate_dim, num_heads, dropout, activation, layer_norm_epsilon,
         kernel_initializer, bias_initializer, normalize_first: as in `TransformerEncoder`.
 
+    Decoding cache (as keras-hub's): with `self_attention_cache`
+    `(batch, 2, max_length, num_heads, head_dim)`, the projected keys and values of the
+    decoder positions seen so far, a call on the next position(s) writes theirs into the
+    cache at `self_attention_cache_update_index`, attends to the cache (causally, from that
+    position on) and returns `(outputs, self_attention_cache)`. With cross-attention a
+    `cross_attention_cache` `(batch, 2, source, num_heads, head_dim)` is required too: filled
+    from `encoder_sequence` with `cross_attention_cache_update_index=0`, then read with None;
+    the call returns `(outputs, self_attention_cache, cross_attention_cache)`. Decoding
+    token by token this way gives the outputs of the full causal pass.
+
     Call arguments:
         decoder_sequence: `(batch, target, hidden_dim)`.
         encoder_sequence: `(batch, source, encoder_dim)`, or None for a decoder-only block;
             must be given (or not) as at build.
-        decoder_padding_mask: boolean `(batch, target)`; overrides the Keras mask.
-        decoder_attention_mask: boolean `(batch, target, target)`.
+        decoder_padding_mask: boolean `(batch, target)` (`(batch, max_length)`, over the
+            cached positions, with a cache); overrides the Keras mask.
+        decoder_attention_mask: boolean `(batch, target, target)` (`(batch, target,
+            max_length)` with a cache).
         encoder_padding_mask: boolean `(batch, source)`; overrides the Keras mask.
         encoder_attention_mask: boolean `(batch, target, source)`.
+        self_attention_cache, self_attention_cache_update_index, cross_attention_cache,
+        cross_attention_cache_update_index: the decoding cache, above.
         use_causal_mask: whether self-attention is causal (default True).
         mask, decoder_sequence_mask, encoder_sequence_mask: Keras masks of the inputs,
-            filled in by Keras.
+            filled in by Keras; with a cache the decoder's is not used (it covers only the
+            new positions; give `decoder_padding_mask` over the cache instead).
 
     Input shape:
         See the call arguments.
 
     Output shape:
-        `(batch, target, hidden_dim)`.
+        `(batch, target, hidden_dim)`, followed by the caches when they are given.
 
     Example:
         >>> import numpy as np, keraslayers as kl
@@ -284,6 +317,10 @@ class TransformerDecoder(_TransformerBlock):
         decoder_attention_mask=None,
         encoder_padding_mask=None,
         encoder_attention_mask=None,
+        self_attention_cache=None,
+        self_attention_cache_update_index=None,
+        cross_attention_cache=None,
+        cross_attention_cache_update_index=None,
         use_causal_mask=True,
         training=None,
         mask=None,
@@ -291,6 +328,37 @@ class TransformerDecoder(_TransformerBlock):
         encoder_sequence_mask=None,
     ):
         has_encoder = encoder_sequence is not None
+        self._check_call(has_encoder, self_attention_cache, cross_attention_cache)
+        if decoder_padding_mask is None and self_attention_cache is None:
+            decoder_padding_mask = mask if decoder_sequence_mask is None else decoder_sequence_mask
+        if encoder_padding_mask is None:
+            encoder_padding_mask = encoder_sequence_mask
+        x, self_attention_cache = self._attention_residual(
+            decoder_sequence, self.self_attention_layer_norm, self.self_attention_dropout,
+            self.self_attention, None, training, self_attention_cache,
+            cache_update_index=self_attention_cache_update_index,
+            attention_mask=merge_padding_and_attention_mask(
+                decoder_padding_mask, decoder_attention_mask
+            ),
+            use_causal_mask=use_causal_mask,
+        )
+        if has_encoder:
+            x, cross_attention_cache = self._attention_residual(
+                x, self.cross_attention_layer_norm, self.cross_attention_dropout,
+                self.cross_attention, encoder_sequence, training, cross_attention_cache,
+                cache_update_index=cross_attention_cache_update_index,
+                attention_mask=merge_padding_and_attention_mask(
+                    encoder_padding_mask, encoder_attention_mask
+                ),
+            )
+        x = self._feedforward(x, training)
+        if self_attention_cache is None:
+            return x
+        if has_encoder:
+            return x, self_attention_cache, cross_attention_cache
+        return x, self_attention_cache
+
+    def _check_call(self, has_encoder, self_attention_cache, cross_attention_cache):
         if has_encoder != (self.cross_attention is not None):
             built = "with" if self.cross_attention is not None else "without"
             raise ValueError(
@@ -298,40 +366,25 @@ class TransformerDecoder(_TransformerBlock):
                 f"encoder_sequence and must be called {built} one; received "
                 f"encoder_sequence={'a tensor' if has_encoder else None}."
             )
-        if decoder_padding_mask is None:
-            decoder_padding_mask = mask if decoder_sequence_mask is None else decoder_sequence_mask
-        if encoder_padding_mask is None:
-            encoder_padding_mask = encoder_sequence_mask
-        self_attention_mask = merge_padding_and_attention_mask(
-            decoder_padding_mask, decoder_attention_mask
-        )
-
-        def self_attention(x):
-            return self.self_attention(
-                x, x, attention_mask=self_attention_mask, use_causal_mask=use_causal_mask,
-                training=training,
+        wanted = self_attention_cache is not None and has_encoder
+        if wanted != (cross_attention_cache is not None):
+            raise ValueError(
+                f"{validation.describe(self)}: `cross_attention_cache` goes with a "
+                f"`self_attention_cache` in a layer with cross-attention, and only there; "
+                f"received self_attention_cache="
+                f"{None if self_attention_cache is None else 'a tensor'}, "
+                f"cross_attention_cache={None if cross_attention_cache is None else 'a tensor'}"
+                f" in a layer built {'with' if has_encoder else 'without'} an encoder_sequence."
             )
-
-        x = self._residual(
-            decoder_sequence, self.self_attention_layer_norm, self.self_attention_dropout,
-            self_attention, training,
-        )
-        if has_encoder:
-            cross_attention_mask = merge_padding_and_attention_mask(
-                encoder_padding_mask, encoder_attention_mask
-            )
-
-            def cross_attention(x):
-                return self.cross_attention(
-                    x, encoder_sequence, attention_mask=cross_attention_mask,
-                    training=training,
-                )
-
-            x = self._residual(
-                x, self.cross_attention_layer_norm, self.cross_attention_dropout,
-                cross_attention, training,
-            )
-        return self._feedforward(x, training)
 
     def compute_output_shape(self, decoder_sequence_shape, encoder_sequence_shape=None):
         return decoder_sequence_shape
+
+    def compute_output_spec(self, decoder_sequence, encoder_sequence=None,
+                            self_attention_cache=None, cross_attention_cache=None, **kwargs):
+        outputs = keras.KerasTensor(decoder_sequence.shape, dtype=self.compute_dtype)
+        caches = tuple(
+            keras.KerasTensor(cache.shape, dtype=cache.dtype)
+            for cache in (self_attention_cache, cross_attention_cache) if cache is not None
+        )
+        return (outputs, *caches) if caches else outputs
