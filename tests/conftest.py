@@ -13,3 +13,20 @@ def _seeded_and_float32():
     keras.utils.set_random_seed(1234)
     yield
     keras.config.set_dtype_policy("float32")
+
+
+# The accuracy tests (`@pytest.mark.slow`) train full models: run once, on the backend that
+# trains the reference models fastest on CPU (measured: see tests/test_models.py), and skip
+# elsewhere. KLAYERS_SLOW_BACKEND picks another backend, or "all".
+SLOW_TESTS_BACKEND = "jax"
+
+
+def pytest_collection_modifyitems(config, items):
+    chosen = os.environ.get("KLAYERS_SLOW_BACKEND", SLOW_TESTS_BACKEND)
+    backend = keras.backend.backend()
+    if chosen in ("all", backend):
+        return
+    skip = pytest.mark.skip(reason=f"slow tests run on the {chosen} backend only, not {backend}")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
