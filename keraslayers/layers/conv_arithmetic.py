@@ -126,3 +126,42 @@ def same_window_counts(length: int, window: int, stride: int) -> list[int]:
     outputs = conv_output_length(length, window, "same", stride)
     starts = [i * stride - before for i in range(outputs)]
     return [min(start + window, length) - max(start, 0) for start in starts]
+
+
+def phase_decomposition(length, window, padding, stride, output_padding=None, dilation=1):
+    """How a transposed convolution along one axis becomes a stride-1 convolution.
+
+    Output `o = q * stride + p` of the full transposed convolution receives input `q - m`
+    through kernel tap `m * stride + p` only: for each phase `p` it is a stride-1 convolution
+    of the input with taps `p, p + stride, ...` (reversed), `taps = ceil(window / stride)` of
+    them (the kernel zero-padded to `taps * stride`). With the phases as output channels, one
+    convolution computes them all and a reshape interleaves them; no zeros are inserted
+    between input entries. With stride 1 it is the convolution with the reversed kernel,
+    dilated like the transposed one.
+
+    Returns `(taps, pad_before, pad_after, offset)`: the input is padded by `pad_before` and
+    `pad_after` entries (a negative count drops that many), the stride-1 "valid" convolution
+    with `taps` taps gives `q` from `ceil`-rounded bounds of Keras's output window, and that
+    window starts `offset` entries into the interleaved result. Keras's output length is
+    `length * stride + c` for a constant `c`, so the padding does not depend on `length`
+    (`None` for an unknown size is fine).
+    """
+    taps = -(-window // stride)
+    span = effective_window(taps, dilation if stride == 1 else 1)
+    before, _ = deconv_crop(window, padding, stride, output_padding, dilation)
+    # Keras's length for one input, less one stride: its length for n inputs is n * stride
+    # plus this, whatever n is.
+    extra = deconv_output_length(1, window, padding, stride, output_padding, dilation) - stride
+    first_q = before // stride
+    end_q_past_length = -(-(before + extra) // stride)  # ceil((before + L) / s) - n
+    return taps, span - 1 - first_q, end_q_past_length, before - first_q * stride
+
+
+def to_channels_first_axes(rank: int) -> tuple[int, ...]:
+    """The transpose of `(batch, *spatial, channels)` to `(batch, channels, *spatial)`."""
+    return (0, rank + 1, *range(1, rank + 1))
+
+
+def to_channels_last_axes(rank: int) -> tuple[int, ...]:
+    """The transpose of `(batch, channels, *spatial)` to `(batch, *spatial, channels)`."""
+    return (0, *range(2, rank + 2), 1)
