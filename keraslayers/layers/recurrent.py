@@ -4,8 +4,8 @@ Every cell splits its step in two, so the RNN layer can hoist the work that does
 the state out of the time loop:
 
 - `project_inputs(inputs, masks)`: dropout on the inputs, `inputs @ kernel + input_bias`. It
-  contracts the last axis, so the RNN layer calls it once on the whole `(batch, time, features)`
-  sequence: one matrix product for all time steps.
+  contracts the last axis, so the RNN layer calls it once on the whole time-major
+  `(time, batch, features)` sequence: one matrix product for all time steps.
 - `step(projected, states, masks)`: the recurrent part, one time step.
 
 `dropout_masks(batch_size, training)` draws the dropout masks once per sequence, before the
@@ -29,12 +29,11 @@ def gate_projection(inputs, kernel, masks):
     """`inputs @ kernel`, where each gate's column block sees its own dropped-out inputs.
 
     `masks` is None (no dropout), one mask `(batch, features)` shared by every gate, or one
-    per gate; `inputs` is `(batch, features)` or `(batch, time, features)`.
+    per gate; `inputs` is `(batch, features)` or time-major `(time, batch, features)`, which
+    the masks broadcast against as they are.
     """
     if masks is None:
         return ops.matmul(inputs, kernel)
-    if len(inputs.shape) == 3:
-        masks = [ops.expand_dims(mask, 1) for mask in masks]  # (batch, 1, features)
     if len(masks) == 1:
         return ops.matmul(inputs * masks[0], kernel)
     blocks = ops.split(kernel, len(masks), axis=-1)
@@ -153,7 +152,7 @@ class _GatedCell(keras.layers.Layer):
         return draw(self.dropout, input_dim), draw(self.recurrent_dropout, self.units)
 
     def project_inputs(self, inputs, masks=(None, None)):
-        """`(batch, [time,] features)` -> `(batch, [time,] gates * units)`."""
+        """`([time,] batch, features)` -> `([time,] batch, gates * units)`."""
         projected = gate_projection(inputs, self.kernel, masks[0])
         bias = self._input_bias()
         return projected if bias is None else projected + bias
@@ -531,14 +530,69 @@ def _check_cell(layer, cell):
         )
 
 
-def _python_scan(step, carry, xs):
-    """`ops.scan` as a Python loop over a known number of steps (`unroll=True`)."""
-    length = keras.tree.flatten(xs)[0].shape[0]
-    ys = []
-    for t in range(length):
-        carry, y = step(carry, keras.tree.map_structure(lambda x, t=t: x[t], xs))
-        ys.append(y)
-    return carry, keras.tree.map_structure(lambda *y: ops.stack(y), *ys)
+# Up to how many steps TensorFlow runs an unrolled graph rather than ops.scan: each step is
+# a copy of the cell's ops in the graph, so tracing time and graph size grow with it.
+_TENSORFLOW_UNROLL_STEPS = 128
+
+# The time loops. Each runs `step(x_t, keep_t, states, output) -> (output, states)` over
+# time-major `xs` (time, batch, width: projected inputs, or raw ones on JAX) and the
+# optional `steps_mask` (time, batch), and returns `(last_output, outputs (time, batch,
+# size) or None, states)`, with outputs only when `keep_all`.
+
+
+def _python_loop(step, xs, steps_mask, states, output, keep_all):
+    """A Python loop over a known number of steps (`unroll=True`, and always on torch)."""
+    # Unstacked, not indexed step by step: the gradient of `xs[t]` is a zero tensor the size
+    # of all of `xs` (on torch and TensorFlow alike), one per step; that of unstack is one
+    # stack.
+    keeps = [None] * xs.shape[0]
+    if steps_mask is not None:
+        keeps = ops.unstack(ops.expand_dims(steps_mask, -1))  # each (batch, 1)
+    outputs = []
+    for x_t, keep in zip(ops.unstack(xs), keeps, strict=True):
+        output, states = step(x_t, keep, states, output)
+        if keep_all:
+            outputs.append(output)
+    return output, ops.stack(outputs) if keep_all else None, states
+
+
+def _scan_loop(step, xs, steps_mask, states, output, keep_all):
+    """`ops.scan`: runs with an unknown time length, under XLA, and differentiates on JAX."""
+    tensorflow = keras.backend.backend() == "tensorflow"
+    if steps_mask is not None:
+        # The mask rides along as a last column: TensorFlow's ops.scan cannot take a tuple
+        # of sequences whose length is unknown.
+        mask_column = ops.expand_dims(ops.cast(steps_mask, xs.dtype), -1)
+        xs = ops.concatenate([xs, mask_column], axis=-1)
+
+    def scan_step(carry, inputs):
+        previous_states, previous_output = carry
+        x_t, keep = inputs, None
+        if steps_mask is not None:
+            x_t, keep = inputs[:, :-1], inputs[:, -1:] > 0.5
+        output, new_states = step(x_t, keep, previous_states, previous_output)
+        carry = (new_states, output)
+        # TensorFlow's ops.scan needs the per-step results shaped like the carry; JAX's
+        # stacks only what is returned, so it returns nothing unless the outputs are kept.
+        if tensorflow:
+            return carry, carry
+        return carry, output if keep_all else None
+
+    (states, last_output), ys = ops.scan(scan_step, (states, output), xs)
+    outputs = None
+    if keep_all:
+        outputs = ys[1] if tensorflow else ys
+    return last_output, outputs, states
+
+
+def _map_states(function, states, *others):
+    """`function` on each state tensor of a (possibly nested, for stacks) list of states.
+
+    A plain recursion: keras.tree would cost more than the step itself on torch.
+    """
+    if isinstance(states, (list, tuple)):
+        return [_map_states(function, *items) for items in zip(states, *others, strict=True)]
+    return function(states, *others)
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
@@ -712,51 +766,63 @@ class RNN(keras.layers.Layer):
         return output
 
     def _run(self, sequences, states, mask, training):
-        """The one time loop: `ops.scan` over time-major steps (a Python loop if `unroll`).
+        """The one time loop over time-major steps.
 
-        Returns `(last_output, outputs (batch, time, output_size), final_states)`.
+        Returns `(last_output, outputs (batch, time, output_size) or None, final_states)`;
+        outputs only with `return_sequences`.
         """
         cell = self.cell
         masks = _draw_masks(cell, ops.shape(sequences)[0], training)
-        # (batch, time, features) -> (time, batch, projected): one matrix product
-        projected = ops.transpose(_project(cell, sequences, masks), (1, 0, 2))
+        # Time-major and reversed before the projection, not after: the inputs are narrower
+        # than the projected gates (4 * units wide for an LSTM), so less memory moves.
+        sequences = ops.transpose(sequences, (1, 0, 2))  # (time, batch, features)
         steps_mask = None if mask is None else ops.transpose(ops.cast(mask, "bool"), (1, 0))
         if self.go_backwards:
-            projected = ops.flip(projected, axis=0)
+            sequences = ops.flip(sequences, axis=0)
             steps_mask = None if steps_mask is None else ops.flip(steps_mask, axis=0)
-        batch = ops.shape(sequences)[0]
+        backend = keras.backend.backend()
+        # One matrix product for all steps ahead of the loop pays on TensorFlow and torch,
+        # which run each op of a step on its own. XLA on CPU does the reverse: the large
+        # product plus the loop took about twice as long as projecting each step's inputs
+        # inside it (LSTM(256) on 128 steps of 128 features, batch 32), so on JAX the
+        # steps project their own inputs.
+        hoist = backend != "jax"
+        xs = _project(cell, sequences, masks) if hoist else sequences  # (time, batch, width)
+        batch = ops.shape(sequences)[1]
         zero_output = ops.zeros((batch, _output_size(cell)), dtype=self.compute_dtype)
 
-        def step(carry, inputs):
-            previous_states, previous_output = carry
-            projected_t, keep = inputs, None
-            if steps_mask is not None:
-                projected_t, keep = inputs[:, :-1], inputs[:, -1:] > 0.5  # keep: (batch, 1)
+        def step(x_t, keep, previous_states, previous_output):
+            projected_t = x_t if hoist else _project(cell, x_t, masks)
             output, new_states = _step(cell, projected_t, previous_states, masks, training)
             output = ops.cast(output, self.compute_dtype)
-            new_states = keras.tree.map_structure(
-                lambda state: ops.cast(state, self.compute_dtype), new_states
-            )
-            if keep is not None:
+            new_states = _map_states(lambda s: ops.cast(s, self.compute_dtype), new_states)
+            if keep is not None:  # keep: (batch, 1), False where the step is skipped
                 skipped = zero_output if self.zero_output_for_mask else previous_output
                 output = ops.where(keep, output, skipped)
-                new_states = keras.tree.map_structure(
+                new_states = _map_states(
                     lambda new, old: ops.where(_broadcast_mask(keep, new), new, old),
                     new_states, previous_states,
                 )
-            carry = (new_states, output)
-            # TensorFlow's ops.scan needs the per-step results shaped like the carry.
-            return carry, carry
+            return output, new_states
 
-        xs = projected
-        if steps_mask is not None:
-            # The mask rides along as a last column: TensorFlow's ops.scan cannot take a
-            # tuple of sequences whose length is unknown.
-            mask_column = ops.expand_dims(ops.cast(steps_mask, projected.dtype), -1)
-            xs = ops.concatenate([projected, mask_column], axis=-1)
-        scan = _python_scan if self.unroll else ops.scan
-        (states, last_output), (_, outputs) = scan(step, (states, zero_output), xs)
-        return last_output, ops.transpose(outputs, (1, 0, 2)), states
+        steps = sequences.shape[0]
+        if self.unroll or backend == "torch" or (
+            backend == "tensorflow" and steps is not None and steps <= _TENSORFLOW_UNROLL_STEPS
+        ):
+            # Torch runs eagerly, and its ops.scan is itself a Python loop that stacks every
+            # carried tensor at every step; a plain loop keeps only what the layer returns.
+            # TensorFlow's ops.scan passes every carried tensor through arrays at every step;
+            # the unrolled graph has no such work (about 1.3x faster, forward and backward,
+            # for LSTM(128) on 32 steps).
+            loop = _python_loop
+        else:
+            loop = _scan_loop
+        last_output, outputs, states = loop(
+            step, xs, steps_mask, states, zero_output, self.return_sequences
+        )
+        if outputs is not None:
+            outputs = ops.transpose(outputs, (1, 0, 2))  # (batch, time, output_size)
+        return last_output, outputs, states
 
     def get_config(self):
         return {
