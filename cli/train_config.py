@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import yaml
 
 from klayers.datasets import DATASETS, Dataset, load_dataset
@@ -49,8 +50,8 @@ METRICS = ("accuracy", "sparse_categorical_accuracy", "sparse_top_k_categorical_
            "mse", "mae")
 # Figures where lower is better; the target is then a ceiling.
 ERROR_METRICS = ("loss", "mse", "mae", "mse_ratio")
-# Figures evaluate_model adds to Keras's own.
-DERIVED_METRICS = ("mse_ratio",)
+# Figures evaluate_model adds to Keras's own (greedy_*: encoder-decoder models only).
+DERIVED_METRICS = ("mse_ratio", "greedy_accuracy", "greedy_sequence_accuracy")
 
 _REQUIRED = ("model", "dataset", "epochs", "batch_size", "optimizer", "learning_rate", "loss",
              "metrics", "target_metric", "target")
@@ -162,8 +163,10 @@ def _parse(raw: Any, path: Path) -> TrainConfig:
         fail("metrics", metrics, "expected a list of " + ", ".join(METRICS))
     target_metric = raw["target_metric"]
     if target_metric not in ("loss", *metrics, *DERIVED_METRICS):
-        fail("target_metric", target_metric,
-             "expected loss, mse_ratio or one of the file's metrics " + repr(metrics))
+        fail("target_metric", target_metric, "expected loss, " + ", ".join(DERIVED_METRICS)
+             + " or one of the file's metrics " + repr(metrics))
+    if target_metric.startswith("greedy_") and model != "transformer_seq2seq":
+        fail("target_metric", target_metric, "greedy decoding needs model transformer_seq2seq")
     target = raw["target"]
     if isinstance(target, bool) or not isinstance(target, (int, float)) \
             or not math.isfinite(target):
@@ -269,14 +272,44 @@ def compile_model(config: TrainConfig, dataset: Dataset) -> keras.Model:
     return model
 
 
+def greedy_decode(model: keras.Model, inputs: dict[str, np.ndarray],
+                  batch_size: int) -> np.ndarray:
+    """An encoder-decoder's own output sequence, without teacher forcing.
+
+    Starts from `inputs["target_input"]`'s first token (the start token) and feeds back the
+    most probable token one position at a time: position t's prediction depends only on
+    positions up to t (causal self-attention), so the later, still-unknown inputs do not
+    matter. Returns `(batch, target_length)` token ids.
+    """
+    target_input = np.zeros_like(inputs["target_input"])
+    target_input[:, 0] = inputs["target_input"][:, 0]
+    length = target_input.shape[1]
+    decoded = np.zeros_like(target_input)
+    for position in range(length):
+        probabilities = model.predict({**inputs, "target_input": target_input},
+                                      batch_size=batch_size, verbose=0)
+        decoded[:, position] = probabilities[:, position].argmax(axis=-1)
+        if position + 1 < length:
+            target_input[:, position + 1] = decoded[:, position]
+    return decoded
+
+
 def evaluate_model(config: TrainConfig, model: keras.Model, dataset: Dataset,
                    batch_size: int | None = None) -> dict[str, float]:
     """The model's test-set figures: Keras's loss and metrics, plus for reconstruction tasks
-    `baseline_mse` (predict the mean training image) and `mse_ratio` (test MSE / baseline)."""
+    `baseline_mse` (predict the mean training image) and `mse_ratio` (test MSE / baseline),
+    and for encoder-decoders `greedy_accuracy` and `greedy_sequence_accuracy`: the share of
+    tokens, and of whole sequences, right when the model decodes on its own (greedy_decode)
+    instead of being fed the true previous tokens."""
     figures = model.evaluate(dataset.x_test, dataset.y_test,
                              batch_size=batch_size or config.batch_size, verbose=0,
                              return_dict=True)
     figures = {name: float(value) for name, value in figures.items()}
+    if isinstance(dataset.x_test, dict) and "target_input" in dataset.x_test:
+        decoded = greedy_decode(model, dataset.x_test, batch_size or config.batch_size)
+        figures["greedy_accuracy"] = float(np.mean(decoded == dataset.y_test))
+        figures["greedy_sequence_accuracy"] = float(np.mean(np.all(decoded == dataset.y_test,
+                                                                   axis=1)))
     if dataset.task == "reconstruction":
         predictions = model.predict(dataset.x_test, batch_size=batch_size or config.batch_size,
                                     verbose=0)

@@ -53,7 +53,7 @@ def test_every_model_has_a_shipped_config():
     for name in available_configs():
         config = load_train_config(name)
         assert config.name == name and config.model == name
-        assert config.target_metric in ("accuracy", "mse_ratio")
+        assert config.target_metric in ("accuracy", "mse_ratio", "greedy_accuracy")
 
 
 def test_load_by_path_and_defaults(tmp_path):
@@ -81,6 +81,7 @@ def test_error_targets_are_ceilings():
     (replace("metrics", "[f1]"), "key 'metrics'"),
     (replace("target_metric", "mse"), "key 'target_metric'"),
     (replace("target_metric", "mse_ratio"), "mse_ratio needs reconstruct: true"),
+    (replace("target_metric", "greedy_accuracy"), "needs model transformer_seq2seq"),
     (replace("target", "high"), "key 'target'"),
     (replace("model_args", "[1, 2]"), "key 'model_args'"),
     (replace("flatten_inputs", "yes please"), "key 'flatten_inputs': expected true or false"),
@@ -153,3 +154,19 @@ def test_autoencoder_figures_include_the_baseline():
 def test_dataset_override_keeps_the_models_shape():
     config = load_train_config("mlp")
     assert prepare_dataset(config, dataset="digits").x_test.ndim == 2
+
+
+def test_greedy_decoding_feeds_back_its_own_tokens():
+    config = load_train_config("transformer_seq2seq")
+    data = prepare_dataset(config)
+    model = compile_model(config, data)
+    inputs = {key: value[:8] for key, value in data.x_test.items()}
+    decoded = train_config.greedy_decode(model, inputs, batch_size=8)
+    assert decoded.shape == inputs["target_input"].shape
+    # Fed its own output (shifted behind the start token), the model predicts that output
+    # again at every position: each token was chosen from the tokens before it.
+    fed_back = np.concatenate([inputs["target_input"][:, :1], decoded[:, :-1]], axis=1)
+    again = model.predict({**inputs, "target_input": fed_back}, verbose=0).argmax(axis=-1)
+    np.testing.assert_array_equal(again, decoded)
+    figures = train_config.evaluate_model(config, model, data)
+    assert 0 <= figures["greedy_sequence_accuracy"] <= figures["greedy_accuracy"] <= 1
