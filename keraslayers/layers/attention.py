@@ -44,17 +44,21 @@ def attend(
     `s > t`), then `outputs[b, t, n, :] = sum_s dropout(weights)[b, n, t, s] * value[b, s, n, :]`.
     The softmax is computed in float32 whatever the inputs' dtype. A target position that
     sees no source position (a fully masked row) gets zero weights and a zero output, on
-    both paths, as Keras's masked `Softmax` gives.
+    both paths, as Keras's masked `Softmax` gives. A single head may come without its axis
+    (`query` `(batch, target, key_dim)` and so on, weights `(batch, target, source)`): plain
+    batched matrix products then, which XLA compiles without the layout copies a size-1
+    heads axis costs it.
 
     Args:
-        query: `(batch, target, heads, key_dim)`.
-        key: `(batch, source, heads, key_dim)`.
-        value: `(batch, source, heads, value_dim)`.
+        query: `(batch, target, heads, key_dim)` or `(batch, target, key_dim)`.
+        key: `(batch, source, heads, key_dim)` or `(batch, source, key_dim)`.
+        value: `(batch, source, heads, value_dim)` or `(batch, source, value_dim)`.
         scale: a Python float, or a scalar tensor (a learned scale).
-        scores: precomputed scores `(batch, heads, target, source)`, for layers whose scores
-            are not a dot product; `key` and `scale` are then unused.
-        mask: boolean, broadcastable to `(batch, heads, target, source)`; False hides a
-            source position from a target position.
+        scores: precomputed scores `(batch, heads, target, source)` (`(batch, target,
+            source)` without heads), for layers whose scores are not a dot product; `key` and
+            `scale` are then unused.
+        mask: boolean, broadcastable to the weights' shape; False hides a source position
+            from a target position.
         causal: also hide source positions after the target position (`s > t`).
         dropout: rate of dropout on the weights, applied when `training`.
         seed_generator: the `keras.random.SeedGenerator` of the dropout.
@@ -63,8 +67,9 @@ def attend(
         flash_attention: passed to `keras.ops.dot_product_attention` on the fused path.
 
     Returns:
-        `(outputs, weights)`: outputs `(batch, target, heads, value_dim)`, and the weights
-        `(batch, heads, target, source)` when `return_scores`, else None.
+        `(outputs, weights)`: outputs `(batch, target, heads, value_dim)` (or `(batch,
+        target, value_dim)`), and the weights `(batch, heads, target, source)` (or `(batch,
+        target, source)`) when `return_scores`, else None.
     """
     dropping = bool(training) and dropout > 0
     fused = (
@@ -75,12 +80,17 @@ def attend(
         # Backends disagree on a value size that differs from the key's (JAX refuses it).
         and query.shape[-1] == value.shape[-1]
     )
+    rank = len(query.shape)  # the weights' rank too
     if causal and not (fused and mask is None):
         # Only a causal-only call goes to the backend's `is_causal` (fused kernels on GPU);
         # anywhere else the causal mask joins the others.
-        mask = _and(mask, causal_mask(ops.shape(query)[1], ops.shape(key)[1]))
+        mask = _and(mask, causal_mask(ops.shape(query)[1], ops.shape(key)[1], rank=rank))
         causal = False
     if fused:
+        if rank == 3:
+            # dot_product_attention wants a heads axis: (batch, time, 1, dim).
+            mask = None if mask is None else ops.expand_dims(_at_rank(mask, 3), 1)
+            query, key, value = (ops.expand_dims(x, 2) for x in (query, key, value))
         outputs = ops.dot_product_attention(
             query, key, value, mask=mask, scale=float(scale), is_causal=causal,
             flash_attention=flash_attention,
@@ -88,13 +98,17 @@ def attend(
         if mask is not None:
             # The fused kernels average the values over a fully masked row; zero it instead.
             # (batch, heads, target, source) -> (batch, target, heads, 1)
-            sees_something = ops.transpose(ops.any(mask, axis=-1), (0, 2, 1))
+            sees_something = ops.transpose(ops.any(_at_rank(mask, 4), axis=-1), (0, 2, 1))
             outputs = ops.where(ops.expand_dims(sees_something, -1), outputs, 0)
-        return outputs, None
+        return (ops.squeeze(outputs, 2) if rank == 3 else outputs), None
     if scores is None:
-        # (batch, target, heads, key_dim), (batch, source, heads, key_dim)
-        #   -> (batch, heads, target, source)
-        scores = ops.einsum("btnh,bsnh->bnts", query, key)
+        if rank == 3:
+            # (batch, target, key_dim), (batch, source, key_dim) -> (batch, target, source)
+            scores = ops.matmul(query, ops.swapaxes(key, 1, 2))
+        else:
+            # (batch, target, heads, key_dim), (batch, source, heads, key_dim)
+            #   -> (batch, heads, target, source)
+            scores = ops.einsum("btnh,bsnh->bnts", query, key)
         scores = ops.multiply(scores, ops.cast(scale, scores.dtype))
     scores = ops.cast(scores, "float32")
     if mask is not None:
@@ -106,21 +120,33 @@ def attend(
     if dropping:
         dropped = keras.random.dropout(weights, dropout, seed=seed_generator)
     dropped = ops.cast(dropped, value.dtype)
-    # (batch, heads, target, source), (batch, source, heads, value_dim)
-    #   -> (batch, target, heads, value_dim)
-    outputs = ops.einsum("bnts,bsnh->btnh", dropped, value)
+    if rank == 3:
+        # (batch, target, source), (batch, source, value_dim) -> (batch, target, value_dim)
+        outputs = ops.matmul(dropped, value)
+    else:
+        # (batch, heads, target, source), (batch, source, heads, value_dim)
+        #   -> (batch, target, heads, value_dim)
+        outputs = ops.einsum("bnts,bsnh->btnh", dropped, value)
     return outputs, ops.cast(weights, value.dtype) if return_scores else None
 
 
-def causal_mask(target_length, source_length, start=0):
-    """`(1, 1, target, source)`: True where source position <= target position.
+def _at_rank(mask, rank):
+    """`mask` with leading axes of size 1 added up to `rank`."""
+    while len(mask.shape) < rank:
+        mask = ops.expand_dims(mask, 0)
+    return mask
+
+
+def causal_mask(target_length, source_length, start=0, rank=4):
+    """`(1, 1, target, source)` (or rank `rank`): True where source position <= target
+    position.
 
     The target positions are `start, start + 1, ...`: with a decoding cache the queries sit
     after the `start` positions already in it.
     """
     rows = ops.expand_dims(ops.arange(target_length) + start, 1)
     columns = ops.expand_dims(ops.arange(source_length), 0)
-    return ops.reshape(ops.greater_equal(rows, columns), (1, 1, target_length, source_length))
+    return _at_rank(ops.greater_equal(rows, columns), rank)
 
 
 def _sliding_window_mask(target_length, source_length, window):
@@ -422,15 +448,14 @@ class Attention(keras.layers.Layer):
         return [tuple(input_shape)] * 3
 
     def _scores(self, query, key):
-        """`(batch, 1, Tq, Tv)`, for `attend`, in its single-head layout."""
+        """`(batch, Tq, Tv)`, for `attend`; None for "dot", which `attend` computes."""
         if self.score_mode == "dot":
             return None
         # (batch, Tq, 1, dim) + (batch, 1, Tv, dim) -> (batch, Tq, Tv)
         summed = ops.expand_dims(query, -2) + ops.expand_dims(key, -3)
         if self.scale is not None:
             summed = summed * self.scale
-        scores = self.concat_score_weight * ops.sum(ops.tanh(summed), axis=-1)
-        return ops.expand_dims(scores, 1)
+        return self.concat_score_weight * ops.sum(ops.tanh(summed), axis=-1)
 
     def call(
         self,
@@ -445,13 +470,13 @@ class Attention(keras.layers.Layer):
         scores_mask = None
         if value_mask is not None:
             _check_mask(self, "value_mask", value_mask, (query.shape[0], value.shape[1]))
-            # (batch, Tv) -> (batch, 1, 1, Tv)
-            scores_mask = ops.reshape(_as_bool(value_mask), (-1, 1, 1, ops.shape(value)[1]))
-        # Single head: (batch, T, 1, dim)
+            # (batch, Tv) -> (batch, 1, Tv)
+            scores_mask = ops.reshape(_as_bool(value_mask), (-1, 1, ops.shape(value)[1]))
+        # A single head, without a heads axis: (batch, T, dim)
         outputs, weights = attend(
-            ops.expand_dims(query, 2),
-            ops.expand_dims(key, 2),
-            ops.expand_dims(value, 2),
+            query,
+            key,
+            value,
             scale=1.0 if self.scale is None else self.scale,
             scores=self._scores(query, key),
             mask=scores_mask,
@@ -461,12 +486,11 @@ class Attention(keras.layers.Layer):
             training=training,
             return_scores=return_attention_scores,
         )
-        outputs = ops.squeeze(outputs, 2)
         if query_mask is not None:
             _check_mask(self, "query_mask", query_mask, (query.shape[0], query.shape[1]))
             outputs = ops.where(ops.expand_dims(_as_bool(query_mask), -1), outputs, 0)
         if return_attention_scores:
-            return outputs, ops.squeeze(weights, 1)
+            return outputs, weights
         return outputs
 
     def _masks(self, inputs, mask):
