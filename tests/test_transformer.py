@@ -168,10 +168,12 @@ def _decode_token_by_token(block, step, with_encoder):
 def test_decoder_with_a_cache_decodes_as_the_full_causal_pass(with_encoder):
     block = kl.TransformerDecoder(8, num_heads=2, normalize_first=with_encoder)
     args = (ENCODED,) if with_encoder else ()
-    full = to_numpy(block(SEQUENCE, *args))
+    # With a cache, the padding mask covers the cached positions: the whole sequence.
+    full = to_numpy(block(SEQUENCE, *args, decoder_padding_mask=PADDING))
 
     def step(block, token, caches, t):
-        kwargs = {"self_attention_cache": caches[0], "self_attention_cache_update_index": t}
+        kwargs = {"self_attention_cache": caches[0], "self_attention_cache_update_index": t,
+                  "decoder_padding_mask": PADDING}
         if with_encoder:
             # The encoder's keys and values are projected once, at the first step.
             kwargs.update(cross_attention_cache=caches[1],
