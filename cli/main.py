@@ -403,7 +403,9 @@ def train(model: str, **options: Any) -> None:
                    "[default: KERAS_BACKEND, else Keras's configured one].")
 @click.option("--tolerance", type=click.FloatRange(min=0), show_default=True,
               default=0.005, help="Largest difference of the test figure between backends.")
-def evaluate(model_path: Path, backends: str | None, tolerance: float) -> None:
+@click.option("--threads", type=int, help="Threads per worker [default: the usable cores].")
+def evaluate(model_path: Path, backends: str | None, tolerance: float,
+             threads: int | None) -> None:
     """Evaluate a model saved by `klayers train` on its test split, under each backend.
 
     The data set and seed come from the model.json beside the model. Exits with 1 when the
@@ -413,7 +415,7 @@ def evaluate(model_path: Path, backends: str | None, tolerance: float) -> None:
     from klayers.train_display import PlainDisplay, evaluation_table
 
     try:
-        plan = training.plan_evaluation(model_path, backends)
+        plan = training.plan_evaluation(model_path, backends, threads)
     except training.TrainError as error:
         raise click.ClickException(str(error)) from None
     console = Console()

@@ -512,7 +512,8 @@ class EvaluatePlan:
     threads: int
 
 
-def plan_evaluation(model_path: Path, backends: str | None) -> EvaluatePlan:
+def plan_evaluation(model_path: Path, backends: str | None,
+                    threads: int | None = None) -> EvaluatePlan:
     """Checks the model file and reads the set-up it was trained with from model.json."""
     if not model_path.is_file():
         raise TrainError(f"{model_path}: no such file")
@@ -526,9 +527,11 @@ def plan_evaluation(model_path: Path, backends: str | None) -> EvaluatePlan:
                          "that klayers train writes beside the model (data set, seed)") from None
     except (ValueError, KeyError, TypeError):
         raise TrainError(f"{metadata_path} is not a klayers training record") from None
+    if threads is not None and threads <= 0:
+        raise TrainError(f"--threads must be a positive integer, received {threads}")
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return EvaluatePlan(model_path, metadata, parse_backends(backends),
-                        usable or os.cpu_count() or 1)
+                        threads or usable or os.cpu_count() or 1)
 
 
 def run_evaluation(plan: EvaluatePlan, display: Display, *,

@@ -147,13 +147,18 @@ def test_a_data_set_the_model_cannot_take_fails_in_one_line_and_writes_nothing(t
     assert not output.exists()
 
 
-def test_evaluate_needs_the_record_beside_the_model(tmp_path):
+def test_evaluate_needs_the_record_beside_the_model(tiny, tmp_path):
     model = tmp_path / "model.keras"
     assert invoke("evaluate", model).output.strip() == f"Error: {model}: no such file"
     model.write_bytes(b"not a model")
     result = invoke("evaluate", model)
     assert result.exit_code != 0
     assert result.output.strip().startswith(f"Error: {tmp_path / 'model.json'} is missing")
+    config = dataclasses.asdict(load_train_config(tiny))
+    (tmp_path / "model.json").write_text(json.dumps({"config": config, "seed": 0}))
+    result = invoke("evaluate", model, "--threads", "0")
+    assert result.exit_code != 0
+    assert result.output.strip() == "Error: --threads must be a positive integer, received 0"
 
 
 # The worker, in this test process, on its backend
@@ -259,7 +264,7 @@ def test_several_backends_compared_then_evaluated_across_backends(tiny, tmp_path
 
     torch_record = document["results"][1]
     completed = klayers("evaluate", output / "torch" / "model.keras", "--backend",
-                        "tensorflow,jax")
+                        "tensorflow,jax", "--threads", "1")
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "accuracy is the same on every backend" in completed.stdout
     assert completed.stdout.count(f"{torch_record['test']['accuracy']:.4f}") == 2
