@@ -298,10 +298,35 @@ def _keras_model(job: dict[str, Any]) -> tuple[Any, list[tuple[int, ...]], str]:
         # Keras's attention layers need a query and a value: self-attention passes the
         # input as both, to ours as well, so that both do the same work.
         arguments = [inputs[0], inputs[0]]
-    outputs = layer(arguments) if job["keras_name"] in LIST_INPUTS else layer(*arguments)
+
+    def call(arguments: list) -> Any:
+        return layer(arguments) if job["keras_name"] in LIST_INPUTS else layer(*arguments)
+
+    outputs = call(arguments)
+    if (job["mode"] == "train" and not layer.trainable_weights
+            and all(str(tensor.dtype).startswith("float") for tensor in arguments)):
+        # A training step of a layer without weights must still run its backward pass, as in
+        # any model with weights before it: a learned scalar scales the input (on both sides,
+        # and on the native side too), and the model is rebuilt on the scaled input.
+        scale = _input_scale_layer()
+        outputs = call([scale(tensor) for tensor in arguments])
     if isinstance(outputs, (list, tuple)):  # return_state and the like: time the main output
         outputs = outputs[0]
     return keras.Model(inputs, outputs), shapes, job["input_dtype"]
+
+
+def _input_scale_layer() -> Any:
+    """A keras layer multiplying its input by one learned scalar (initially 1)."""
+    import keras
+
+    class InputScale(keras.layers.Layer):
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+
+        def call(self, x):
+            return x * keras.ops.cast(self.scale, x.dtype)
+
+    return InputScale(name="input_scale")
 
 
 def _keras_step(job: dict[str, Any], settings: dict[str, Any]) -> tuple[Callable[[], None], Any]:
@@ -336,6 +361,10 @@ def _native_step(job: dict[str, Any], settings: dict[str, Any]) -> tuple[Callabl
     import torch
 
     module, shapes = _native_module(job)
+    if job["mode"] == "train" and not list(module.parameters()):
+        # As on the Keras side: a learned scalar before a module without weights, so that the
+        # training step runs its backward pass.
+        module = _native_input_scale(module)
     device = torch.device("cuda" if job["device"].startswith("gpu") else "cpu")
     module = module.to(device)
     if settings["torch_compile"]:
@@ -359,19 +388,32 @@ def _native_step(job: dict[str, Any], settings: dict[str, Any]) -> tuple[Callabl
     module.train()
     with torch.no_grad():
         target = torch.zeros_like(module(*x))
-    parameters = list(module.parameters())
-    optimizer = torch.optim.SGD(parameters, lr=1e-3) if parameters else None
+    optimizer = torch.optim.SGD(module.parameters(), lr=1e-3)
 
     def train() -> None:
         loss = torch.nn.functional.mse_loss(module(*x), target)
-        # Without weights (pooling) there is nothing to differentiate, as in Keras's step.
-        if optimizer is not None:
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
         synchronize()
 
     return train, settings["torch_compile"]
+
+
+def _native_input_scale(module: Any) -> Any:
+    """`module` applied to its inputs times one learned scalar (initially 1)."""
+    import torch
+
+    class InputScale(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.module = module
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, *inputs):
+            return self.module(*(tensor * self.scale for tensor in inputs))
+
+    return InputScale()
 
 
 def _native_module(job: dict[str, Any]) -> tuple[Any, list[tuple[int, ...]]]:

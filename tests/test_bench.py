@@ -444,3 +444,16 @@ def test_keras_summary_marks_missed_targets_and_keras_slow_backends():
         "1 of them at least 1.5x.",
     ]
     assert keras_summary([r for r in records if r["implementation"] != "keras"]) is None
+
+
+def test_training_step_of_a_layer_without_weights_runs_its_backward_pass():
+    from klayers import worker
+
+    job = {"implementation": "keraslayers", "layer": "MaxPooling2D", "keras_name": "MaxPooling2D",
+           "kind": "catalog", "config": {"pool_size": 2}, "input_shape": [4, 4, 2],
+           "input_dtype": "float32", "dtype": "float32", "mode": "train", "batch_size": 2}
+    model, _, _ = worker._keras_model(job)
+    # The learned input scale is the only weight: its gradient flows back through the pooling.
+    assert [weight.name for weight in model.trainable_weights] == ["scale"]
+    model, _, _ = worker._keras_model({**job, "mode": "predict"})
+    assert not model.weights
