@@ -15,9 +15,10 @@ def _seeded_and_float32():
     keras.config.set_dtype_policy("float32")
 
 
-# The accuracy tests (`@pytest.mark.slow`) train full models: run once, on the backend that
-# trains the reference models fastest on CPU (measured: see tests/test_models.py), and skip
-# elsewhere. KLAYERS_SLOW_BACKEND picks another backend, or "all".
+# The accuracy tests (`@pytest.mark.slow`) train full models: run them once, on the backend
+# that trains the eight reference set-ups with the least CPU time, and skip them elsewhere.
+# Measured with model.fit on the shared 2-core CPU: JAX 69 s of process CPU time in all,
+# TensorFlow 76 s, torch over 300 s. KLAYERS_SLOW_BACKEND picks another backend, or "all".
 SLOW_TESTS_BACKEND = "jax"
 
 
