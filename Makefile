@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 BACKENDS := tensorflow jax torch
-PYTEST_ARGS ?=
+# Two test processes per backend: most of a test's time is single-threaded tracing and compiling.
+PYTEST_ARGS ?= -n 2
 
 .PHONY: install test lint bench clean
 
