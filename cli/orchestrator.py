@@ -117,11 +117,11 @@ def _run_worker(
         try:
             return _follow(worker, job, backend, remaining, settings, on_event, stderr)
         finally:
-            _stop(worker)
+            stop(worker)
 
 
 def _follow(worker, job, backend, remaining, settings, on_event, stderr) -> list[Measurement]:
-    lines = _line_queue(worker)
+    lines = line_queue(worker)
     try:
         worker.stdin.write(json.dumps(job))
         worker.stdin.close()
@@ -129,24 +129,24 @@ def _follow(worker, job, backend, remaining, settings, on_event, stderr) -> list
         pass  # it died already; what it said on stderr is read below
     event = _next_event(lines, settings.timeout)
     if event is _TIMEOUT:
-        _stop(worker)
-        message = f"worker not ready after {settings.timeout:g} s" + _stderr_tail(stderr)
+        stop(worker)
+        message = f"worker not ready after {settings.timeout:g} s" + stderr_tail(stderr)
         _fail_all(remaining, backend, message, on_event)
         return []
     if event is None:
-        message = _worker_error(worker, stderr, "failed before it was ready")
+        message = worker_error(worker, stderr, "failed before it was ready")
         _fail_all(remaining, backend, message, on_event)
         return []
     on_event("ready", event)
     for position, measurement in enumerate(remaining):
         event = _next_event(lines, settings.timeout)
         if event is _TIMEOUT:
-            _stop(worker)
+            stop(worker)
             on_event("record", failed_record(
                 measurement, backend, "timeout", f"no result after {settings.timeout:g} s"))
             return remaining[position + 1:]
         if event is None:
-            message = _worker_error(worker, stderr, "crashed")
+            message = worker_error(worker, stderr, "crashed")
             on_event("record", failed_record(measurement, backend, "error", message))
             return remaining[position + 1:]
         on_event("record", {**event, "index": measurement.index})
@@ -156,7 +156,7 @@ def _follow(worker, job, backend, remaining, settings, on_event, stderr) -> list
 _TIMEOUT: dict[str, Any] = {"event": "timeout"}
 
 
-def _line_queue(worker: subprocess.Popen) -> queue.Queue:
+def line_queue(worker: subprocess.Popen) -> queue.Queue:
     """The worker's stdout as a queue of lines, ended by None, so reads can time out."""
     lines: queue.Queue = queue.Queue()
 
@@ -186,21 +186,21 @@ def _next_event(lines: queue.Queue, timeout: float) -> dict[str, Any] | None:
             return event
 
 
-def _worker_error(worker: subprocess.Popen, stderr, problem: str) -> str:
+def worker_error(worker: subprocess.Popen, stderr, problem: str) -> str:
     try:
         code = worker.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        _stop(worker)
+        stop(worker)
         code = worker.wait()
     if code < 0:
         name = signal.Signals(-code).name
         # The parent only kills a worker after a timeout; a SIGKILL here is the OOM killer's.
         cause = " (killed: out of memory?)" if -code == signal.SIGKILL else ""
-        return f"worker {problem}: {name}{cause}" + _stderr_tail(stderr)
-    return f"worker {problem} (exit code {code})" + _stderr_tail(stderr)
+        return f"worker {problem}: {name}{cause}" + stderr_tail(stderr)
+    return f"worker {problem} (exit code {code})" + stderr_tail(stderr)
 
 
-def _stderr_tail(stderr) -> str:
+def stderr_tail(stderr) -> str:
     stderr.seek(0)
     tail = [line.rstrip() for line in stderr.read().splitlines() if line.strip()][-STDERR_LINES:]
     return ": " + " | ".join(tail) if tail else ""
@@ -211,7 +211,7 @@ def _fail_all(remaining: list[Measurement], backend: str, error: str, on_event: 
         on_event("record", failed_record(measurement, backend, "error", error))
 
 
-def _stop(worker: subprocess.Popen) -> None:
+def stop(worker: subprocess.Popen) -> None:
     if worker.poll() is None:
         try:
             os.killpg(worker.pid, signal.SIGKILL)

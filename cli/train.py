@@ -324,7 +324,7 @@ def run_worker(backend: str, job: dict[str, Any], threads: int,
         except OSError as error:
             raise WorkerFailed(f"worker could not start: {error}") from None
         try:
-            lines = orchestrator._line_queue(worker)
+            lines = orchestrator.line_queue(worker)
             try:
                 worker.stdin.write(json.dumps(job))
                 worker.stdin.close()
@@ -335,9 +335,9 @@ def run_worker(backend: str, job: dict[str, Any], threads: int,
                     line = lines.get(timeout=SILENCE_TIMEOUT_S)
                 except queue.Empty:
                     raise WorkerFailed(f"worker silent for {SILENCE_TIMEOUT_S:g} s"
-                                       + orchestrator._stderr_tail(stderr)) from None
+                                       + orchestrator.stderr_tail(stderr)) from None
                 if line is None:
-                    raise WorkerFailed(orchestrator._worker_error(
+                    raise WorkerFailed(orchestrator.worker_error(
                         worker, stderr, "ended before it finished"))
                 event = _parse_event(line)
                 if event is None:
@@ -348,7 +348,7 @@ def run_worker(backend: str, job: dict[str, Any], threads: int,
                 if event["event"] == "done":
                     return event
         finally:
-            orchestrator._stop(worker)
+            orchestrator.stop(worker)
 
 
 _EVENTS = ("ready", "batch", "epoch", "done", "error")
