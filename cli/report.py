@@ -219,10 +219,12 @@ def environment_lines(environment: dict[str, Any]) -> list[str]:
 def busy_machine_warning(environment: dict[str, Any]) -> str | None:
     """A warning when other processes kept the cores busy while the run measured."""
     cores = environment.get("usable_cores") or 1
+    threads = min((environment.get("threads") or {}).get("threads") or 1, cores)
     loads = [environment.get(key) for key in ("load_average_start", "load_average_end")]
     busiest = max((load for load in loads if load is not None), default=0.0)
-    # The run itself keeps about one core busy; more than half the others busy is a warning.
-    if busiest > 1 + max(cores - 1, 1) / 2:
+    # The run itself keeps up to its threads' cores busy; more than half a core more than that
+    # (or half of the others) is a warning.
+    if busiest > threads + max(cores - threads, 1) / 2:
         return (f"the machine was busy (load average {busiest:.1f} on {cores} cores): other "
                 "processes competed for the cores, so these figures are noisy; threaded "
                 "runtimes (OpenMP in torch) suffer most. Quote ratios, and re-run on an idle "

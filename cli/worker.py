@@ -35,6 +35,8 @@ NATIVE_LAYERS = ("Dense", "Conv2D", "LayerNormalization", "LSTM", "Embedding", "
 # that take their inputs as one list.
 SELF_ATTENTION = ("Attention", "MultiHeadAttention", "GroupQueryAttention")
 LIST_INPUTS = ("Attention",)
+# Layers whose output depends on the input's shape alone: a training step has no gradient.
+SHAPE_ONLY = ("SinePositionEncoding",)
 
 
 def main() -> None:
@@ -287,6 +289,9 @@ def _keras_model(job: dict[str, Any]) -> tuple[Any, list[tuple[int, ...]], str]:
         if any(size is None for shape in shapes for size in shape):
             raise ValueError(f"{job['layer']}: inputs {shapes} have unknown sizes")
         return model, shapes, model.inputs[0].dtype
+    if job["mode"] == "train" and job["layer"] in SHAPE_ONLY:
+        raise _Skipped(f"{job['layer']}'s output depends on its input's shape alone: "
+                       "a training step has nothing to differentiate")
     shapes = _input_shapes(job["input_shape"])
     config = job["config"]
     if job["implementation"] == "keras":

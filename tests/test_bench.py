@@ -365,6 +365,10 @@ def test_a_busy_machine_is_flagged():
     assert busy_machine_warning({"usable_cores": 2, "load_average_start": 0.5,
                                  "load_average_end": 1.2}) is None
     assert busy_machine_warning({}) is None
+    # Two threads on two cores keep both busy by themselves: a load of 2 is the run itself.
+    two_threads = {"usable_cores": 2, "threads": {"threads": 2}}
+    assert busy_machine_warning({**two_threads, "load_average_end": 2.0}) is None
+    assert busy_machine_warning({**two_threads, "load_average_end": 3.0}) is not None
 
 
 # One real run
@@ -457,3 +461,7 @@ def test_training_step_of_a_layer_without_weights_runs_its_backward_pass():
     assert [weight.name for weight in model.trainable_weights] == ["scale"]
     model, _, _ = worker._keras_model({**job, "mode": "predict"})
     assert not model.weights
+    # A layer whose output ignores its input's values has no training step to time.
+    with pytest.raises(worker._Skipped, match="shape alone"):
+        worker._keras_model({**job, "layer": "SinePositionEncoding", "keras_name": None,
+                             "config": {}, "input_shape": [4, 2]})

@@ -157,16 +157,19 @@ def test_keras_torch_average_pooling_still_counts_repeated_edges():
 @pytest.mark.parametrize(
     "kwargs", [{"pool_size": 2}, {"pool_size": 3, "strides": 2, "padding": "same", **FIRST}]
 )
-def test_max_pooling_ties_and_nan_like_keras(kwargs):
-    """Whatever the formulation (on JAX a maximum of strided slices): with ties the gradient
-    goes to one entry per window, the one Keras's pooling picks; a NaN in a window wins."""
+@pytest.mark.parametrize("training", [False, True])
+def test_max_pooling_ties_and_nan_like_keras(kwargs, training):
+    """Whatever the formulation (on JAX in training a maximum of strided slices): with ties the
+    gradient goes to one entry per window, the one Keras's pooling picks; a NaN in a window
+    wins."""
     x = np.round(random_inputs((2, 7, 6, 3)))  # integers in a few values: many ties
     if kwargs.get("data_format"):
         x = to_channels_first(x)
     ours, theirs = kl.MaxPooling2D(**kwargs), keras.layers.MaxPooling2D(**kwargs)
-    check_keras_parity(ours, theirs, x)
+    check_keras_parity(ours, theirs, x, training=training)
     x[0, 1, 1, 1] = np.nan
-    np.testing.assert_array_equal(np.isnan(to_numpy(ours(x))), np.isnan(to_numpy(theirs(x))))
+    np.testing.assert_array_equal(np.isnan(to_numpy(ours(x, training=training))),
+                                  np.isnan(to_numpy(theirs(x, training=training))))
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])

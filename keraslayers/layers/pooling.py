@@ -81,17 +81,17 @@ class _Pooling(keras.layers.Layer):
         check_window_fits(self, spatial, self.pool_size, self.padding, what="pool window")
         return spatial
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         spatial = self._checked_spatial_shape(inputs.shape)
         if self.spatial_rank == 3 and ops.dtype(inputs) in ("float16", "bfloat16"):
             # TensorFlow's CPU kernels lack float16 MaxPool3D and AvgPool3D, torch's CPU
             # lacks 16-bit avg_pool3d: pool in float32 (exact for the max, no worse for the
             # mean) and cast back.
-            pooled = self._pool(ops.cast(inputs, "float32"), spatial)
+            pooled = self._pool(ops.cast(inputs, "float32"), spatial, training)
             return ops.cast(pooled, inputs.dtype)
-        return self._pool(inputs, spatial)
+        return self._pool(inputs, spatial, training)
 
-    def _pool(self, inputs, spatial):
+    def _pool(self, inputs, spatial, training=None):
         if keras.backend.backend() == "torch" and self.data_format == "channels_last":
             # Keras's torch pooling copies a channels-last input into a contiguous
             # channels-first tensor, where torch's CPU kernels are slow (2D max pooling of
@@ -101,13 +101,15 @@ class _Pooling(keras.layers.Layer):
             first = ops.transpose(inputs, to_channels_first_axes(self.spatial_rank))
             pooled = self._pool_in_format(first, spatial, "channels_first")
             return ops.transpose(pooled, to_channels_last_axes(self.spatial_rank))
-        return self._pool_in_format(inputs, spatial, self.data_format)
+        return self._pool_in_format(inputs, spatial, self.data_format, training)
 
-    def _pool_in_format(self, inputs, spatial, data_format):
+    def _pool_in_format(self, inputs, spatial, data_format, training=None):
         pooling = {"pool_size": self.pool_size, "strides": self.strides,
                    "data_format": data_format}
         if self.reduction == "max":
-            if (keras.backend.backend() == "jax" and None not in spatial
+            # The slices' gradient is 7-18x faster than reduce_window's on XLA CPU, but their
+            # forward pass is up to 2x slower on large maps: slices in training only.
+            if (keras.backend.backend() == "jax" and training and None not in spatial
                     and math.prod(self.pool_size) <= _MAX_WINDOW_SLICES):
                 return self._max_over_window_slices(inputs, spatial, data_format)
             return ops.max_pool(inputs, padding=self.padding, **pooling)
