@@ -6,7 +6,7 @@ BACKENDS := tensorflow jax torch
 # Two test processes per backend: most of a test's time is single-threaded tracing and compiling.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install test lint bench clean
+.PHONY: install test lint bench bench-standard clean
 
 $(BIN)/klayers: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: install lint
 bench: install
 	$(BIN)/klayers info
 	$(BIN)/klayers bench
+
+# The suite of record (benchmarks/README.md): every layer at two sizes, Keras and torch.nn baselines.
+bench-standard: install
+	$(BIN)/klayers info
+	$(BIN)/klayers bench --suite standard --baseline keras,native
 
 clean:
 	rm -rf $(VENV) build *.egg-info
