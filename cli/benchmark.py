@@ -102,7 +102,8 @@ def environment_record(
         "suite": suite,
         "baselines": list(baselines),
         "settings": {"min_time_s": settings.min_time, "min_rounds": settings.min_rounds,
-                     "timeout_s": settings.timeout, "torch_compile": settings.torch_compile},
+                     "timeout_s": settings.timeout, "torch_compile": settings.torch_compile,
+                     "interleaved": True},
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "load_average_start": load_average(),
     }

@@ -175,7 +175,8 @@ def _baselines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
               help="Timed steps per measurement, at least.")
 @click.option("--timeout", default=300.0, show_default=True,
               type=click.FloatRange(min=0, min_open=True),
-              help="Seconds a measurement (or a worker's start) may take before it is failed.")
+              help="Seconds a case (its implementations, timed together) or a worker's start "
+                   "may take before it is failed.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="Threads (and cores) per worker, the same for every backend "
                    "[default: the usable cores].")

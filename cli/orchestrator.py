@@ -91,7 +91,8 @@ def failed_record(measurement: Measurement, backend: str, status: str, error: st
             "backend": backend, "device": measurement.device, "dtype": measurement.dtype,
             "mode": measurement.mode, "batch_size": measurement.batch_size, "status": status,
             "error": error, "first_call_s": None, "latency_ms": None, "rounds": 0,
-            "throughput": None, "peak_memory_mb": None, "jit_compile": None}
+            "throughput": None, "peak_memory_mb": None, "jit_compile": None,
+            "paired_speedup": None}
 
 
 def _run_worker(

@@ -213,6 +213,10 @@ def environment_lines(environment: dict[str, Any]) -> list[str]:
         lines.append(f"Timed rounds: at least {settings.get('min_time_s')} s and "
                      f"{settings.get('min_rounds')} steps after warm-up; latency is the median "
                      f"per step, ± the interquartile range as a % of it")
+        if settings.get("interleaved"):
+            lines.append("A case's implementations (ours, Keras's, torch.nn's) were timed in "
+                         "alternating blocks of steps; a ratio to a baseline is the median of "
+                         "the per-block ratios")
     return lines
 
 

@@ -27,7 +27,7 @@ CSV_COLUMNS = (
     "layer", "case", "implementation", "backend", "device", "device_model", "dtype", "mode",
     "batch_size", "input_shape", "status", "throughput", "latency_ms_median", "latency_ms_p25",
     "latency_ms_p75", "rounds", "first_call_s", "flops", "gflops", "peak_fraction",
-    "peak_memory_mb", "jit_compile", "noisy", "error", "config",
+    "peak_memory_mb", "jit_compile", "noisy", "paired_speedup", "error", "config",
 )
 
 
@@ -50,7 +50,7 @@ def make_record(
         "config": case.config,
         **{key: measured.get(key) for key in (
             "status", "error", "throughput", "latency_ms", "rounds", "first_call_s",
-            "peak_memory_mb", "jit_compile")},
+            "peak_memory_mb", "jit_compile", "paired_speedup")},
         "flops": None,
         "gflops": None,
         "peak_fraction": None,  # against the machine's peak, known once every backend ran
@@ -168,6 +168,7 @@ def to_csv(records: list[dict[str, Any]]) -> str:
             latency_ms_median=latency.get("median"), latency_ms_p25=latency.get("p25"),
             latency_ms_p75=latency.get("p75"), input_shape=shape_text(record["input_shape"]),
             config=json.dumps(record.get("config"), sort_keys=True),
+            paired_speedup=(record.get("paired_speedup") or {}).get("median"),
         )
         writer.writerow(row)
     return buffer.getvalue()
@@ -200,11 +201,18 @@ class Row:
                                 if record["status"] == "ok"})
 
     def baseline_ratio(self, backend: str, implementation: str) -> tuple[float, float] | None:
-        """How many times faster ours ran than the baseline on `backend`, with its spread."""
+        """How many times faster ours ran than the baseline on `backend`, with its spread.
+
+        The median of the paired ratios where both were timed interleaved (± half their IQR);
+        otherwise the ratio of the two medians (runs from before pairing, or a restarted worker).
+        """
         ours = self.ours.get(backend)
         baseline = self.baselines.get((backend, implementation))
         if not ours or not baseline or ours["status"] != "ok" or baseline["status"] != "ok":
             return None
+        paired = baseline.get("paired_speedup")
+        if paired:
+            return paired["median"], paired["iqr"] / 2
         return ratio_with_spread(ours["latency_ms"], baseline["latency_ms"])
 
 

@@ -3,8 +3,9 @@
 The only part of the command that imports keras and a backend; the parent starts one per
 backend. It reads a job (settings and a list of measurements) as JSON on stdin, measures the
 machine's peak with a large float32 matrix product on every device of the job, then each
-measurement in turn, and writes one JSON line per event on stdout: first
-`{"event": "ready", ...}`, then `{"event": "record", ...}` per measurement, in the job's order.
+case's implementations together (ours and its baselines, timed in alternating blocks), and
+writes one JSON line per event on stdout: first `{"event": "ready", ...}`, then
+`{"event": "record", ...}` per measurement, in the job's order.
 A measurement that raises gives a record with status "error"; only a crash, a hang or the
 operating system's OOM killer stops the worker, and the parent restarts it after that case.
 """
@@ -27,6 +28,8 @@ PEAK_REPEATS = 10  # the best of them: other load on the machine only slows a re
 WARMUP_FRACTION = 0.2  # of the minimum time, spent on warm-up steps after the first call
 MIN_WARMUP_STEPS = 2
 MAX_ROUNDS = 100_000  # a cap for steps of a few microseconds
+BLOCKS_PER_MIN_TIME = 10  # blocks of steps per implementation, at least, when interleaved
+BASELINES = ("keras", "native")
 
 # torch.nn modules for the native baseline, by Keras layer name (see _native_module).
 NATIVE_LAYERS = ("Dense", "Conv2D", "LayerNormalization", "LSTM", "Embedding", "MaxPooling2D",
@@ -66,8 +69,9 @@ def main() -> None:
         "backend_version": _backend_version(backend),
         "peak_gflops": {device: peak_gflops(device) for device in devices},
     })
-    for measurement in job["measurements"]:
-        emit(protocol, {"event": "record", **measure(measurement, settings)})
+    for group in groups(job["measurements"]):
+        for record in measure_group(group, settings):
+            emit(protocol, {"event": "record", **record})
 
 
 def emit(stream: Any, event: dict[str, Any]) -> None:
@@ -147,11 +151,53 @@ def _wait(value: Any) -> None:
         value[(0,) * len(value.shape)].numpy()
 
 
-def measure(job: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """One measurement: build, first call, warm-up, timed rounds; a record, never an exception."""
+def measure_group(jobs: list[dict[str, Any]], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Measures implementations of one case side by side; a record each, never an exception.
+
+    Each is built, called once (compile) and warmed up on its own, then all are timed in
+    alternating blocks of steps (ours, Keras, torch.nn, ours, ...), so that whatever else
+    slows the machine down slows each of them alike. Each baseline's record also gets
+    `paired_speedup`: per round, the baseline's median step over ours, summarised over rounds.
+    """
+    records = [_empty_record(job) for job in jobs]
+    steps: dict[int, Callable[[], None]] = {}
+    step_estimates: dict[int, float] = {}
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_device_scope(jobs[0]["device"]))
+        for position, job in enumerate(jobs):
+            memory = _MemoryMeter(job["device"])
+            try:
+                if job["implementation"] == "native":
+                    step, records[position]["jit_compile"] = _native_step(job, settings)
+                else:
+                    step, records[position]["jit_compile"] = _keras_step(job, settings)
+                first_call, step_estimates[position] = _warm_up(step, settings["min_time"])
+            except Exception as error:  # noqa: BLE001  (any failure of a case is that case's result)
+                records[position].update(_failure(error))
+                continue
+            steps[position] = step
+            records[position].update(first_call_s=first_call,
+                                     peak_memory_mb=memory.peak_growth_mb())
+        samples, block_medians, failures = _time_interleaved(
+            steps, step_estimates, settings["min_time"], settings["min_rounds"])
+    for position, error in failures.items():
+        records[position].update(_failure(error))
+    for position, times in samples.items():
+        latency = summarize([seconds * 1e3 for seconds in times])
+        throughput = jobs[position]["batch_size"] / (latency["median"] / 1e3)
+        records[position].update(latency_ms=latency, rounds=len(times), throughput=throughput)
+    ours = block_medians.get(0) if jobs[0]["implementation"] not in BASELINES else None
+    for position, medians in block_medians.items():
+        if ours and position != 0:
+            records[position]["paired_speedup"] = summarize(
+                [theirs / mine for theirs, mine in zip(medians, ours, strict=True)])
+    return records
+
+
+def _empty_record(job: dict[str, Any]) -> dict[str, Any]:
     import keras
 
-    record = {
+    return {
         "index": job["index"],
         "implementation": job["implementation"],
         "backend": keras.backend.backend(),
@@ -167,59 +213,89 @@ def measure(job: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
         "throughput": None,
         "peak_memory_mb": None,
         "jit_compile": None,
+        "paired_speedup": None,
     }
-    memory = _MemoryMeter(job["device"])
-    try:
-        with _device_scope(job["device"]):
-            if job["implementation"] == "native":
-                step, record["jit_compile"] = _native_step(job, settings)
-            else:
-                step, record["jit_compile"] = _keras_step(job, settings)
-            timing = _time_steps(step, settings["min_time"], settings["min_rounds"])
-    except _Skipped as reason:
-        return {**record, "status": "skipped", "error": str(reason)}
-    except Exception as error:  # noqa: BLE001  (any failure of a case is that case's result)
-        message = f"{type(error).__name__}: {error}".strip().splitlines()[0]
-        return {**record, "status": "error", "error": message[:500]}
-    first_call, samples = timing
-    latency = summarize([seconds * 1e3 for seconds in samples])
-    return {
-        **record,
-        "first_call_s": first_call,
-        "latency_ms": latency,
-        "rounds": len(samples),
-        "throughput": job["batch_size"] / (latency["median"] / 1e3),
-        "peak_memory_mb": memory.peak_growth_mb(),
-    }
+
+
+def _failure(error: Exception) -> dict[str, Any]:
+    if isinstance(error, _Skipped):
+        return {"status": "skipped", "error": str(error)}
+    message = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+    return {"status": "error", "error": message[:500]}
+
+
+def group_key(job: dict[str, Any]) -> tuple:
+    """What a case's implementations share: they are measured together (`measure_group`)."""
+    return (job["layer"], json.dumps(job["config"], sort_keys=True), str(job["input_shape"]),
+            job["device"], job["dtype"], job["mode"], job["batch_size"])
+
+
+def groups(jobs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The job's measurements cut into runs of consecutive ones with the same `group_key`."""
+    grouped: list[list[dict[str, Any]]] = []
+    for job in jobs:
+        if grouped and group_key(grouped[-1][-1]) == group_key(job):
+            grouped[-1].append(job)
+        else:
+            grouped.append([job])
+    return grouped
 
 
 class _Skipped(Exception):
     """The measurement does not apply (no such baseline, an unsupported dtype)."""
 
 
-def _time_steps(
-    step: Callable[[], None], min_time: float, min_rounds: int
-) -> tuple[float, list[float]]:
-    """First-call seconds, and per-step seconds of timed rounds after a warm-up.
-
-    `step` returns only when its result exists, so each sample is a whole step.
-    """
+def _warm_up(step: Callable[[], None], min_time: float) -> tuple[float, float]:
+    """Seconds of the first call, and the median seconds of a warm-up step after it."""
     start = time.perf_counter()
     step()
     first_call = time.perf_counter() - start
     warmup_end = time.perf_counter() + WARMUP_FRACTION * min_time
-    warmup_steps = 0
-    while warmup_steps < MIN_WARMUP_STEPS or time.perf_counter() < warmup_end:
-        step()
-        warmup_steps += 1
-    samples: list[float] = []
-    total = 0.0
-    while (total < min_time or len(samples) < min_rounds) and len(samples) < MAX_ROUNDS:
+    times: list[float] = []
+    while len(times) < MIN_WARMUP_STEPS or time.perf_counter() < warmup_end:
         start = time.perf_counter()
         step()
-        samples.append(time.perf_counter() - start)
-        total += samples[-1]
-    return first_call, samples
+        times.append(time.perf_counter() - start)
+    return first_call, sorted(times)[len(times) // 2]
+
+
+def _time_interleaved(
+    steps: dict[int, Callable[[], None]],
+    step_estimates: dict[int, float],
+    min_time: float,
+    min_rounds: int,
+) -> tuple[dict[int, list[float]], dict[int, list[float]], dict[int, Exception]]:
+    """Per-step seconds of each step, the median of each of its blocks, and steps that failed.
+
+    Rounds run a block of every step in turn until each has at least `min_time` seconds and
+    `min_rounds` steps. A block lasts about 1/BLOCKS_PER_MIN_TIME of the minimum time (at
+    least one step), so each step gets that many blocks, at least, to pair with the others.
+    """
+    block_sizes = {key: max(1, round(min_time / BLOCKS_PER_MIN_TIME / max(estimate, 1e-9)))
+                   for key, estimate in step_estimates.items() if key in steps}
+    samples: dict[int, list[float]] = {key: [] for key in steps}
+    medians: dict[int, list[float]] = {key: [] for key in steps}
+    failures: dict[int, Exception] = {}
+
+    def done(key: int) -> bool:
+        times = samples[key]
+        return (sum(times) >= min_time and len(times) >= min_rounds) or len(times) >= MAX_ROUNDS
+
+    while samples and not all(done(key) for key in samples):
+        for key in list(samples):
+            block: list[float] = []
+            try:
+                for _ in range(block_sizes[key]):
+                    start = time.perf_counter()
+                    steps[key]()
+                    block.append(time.perf_counter() - start)
+            except Exception as error:  # noqa: BLE001  (a step failing late fails only itself)
+                failures[key] = error
+                del samples[key], medians[key]
+                continue
+            samples[key].extend(block)
+            medians[key].append(sorted(block)[len(block) // 2])
+    return samples, medians, failures
 
 
 def _inputs(job: dict[str, Any], shapes: list[tuple[int, ...]], dtype: str) -> list[Any]:

@@ -403,6 +403,10 @@ def test_real_tiny_bench_run(tmp_path):
         assert record["throughput"] > 0 and record["latency_ms"]["median"] > 0
         assert record["rounds"] >= 3 and record["first_call_s"] > 0
         assert record["gflops"] > 0
+        # Keras's layer was timed interleaved with ours: a paired ratio per block of steps.
+        if record["implementation"] == "keras":
+            assert record["paired_speedup"]["median"] > 0
+            assert record["paired_speedup"]["count"] >= 3
     for name in ("results.csv", "report.md", "report.html", "throughput.png"):
         assert (output / name).stat().st_size > 0
 
@@ -448,6 +452,80 @@ def test_keras_summary_marks_missed_targets_and_keras_slow_backends():
         "1 of them at least 1.5x.",
     ]
     assert keras_summary([r for r in records if r["implementation"] != "keras"]) is None
+
+
+def _busy_step(name, order, seconds=1e-5, fail_on_call=None):
+    """A step that records its name and takes `seconds`; it raises on call `fail_on_call`."""
+    import time
+
+    calls = []
+
+    def step():
+        calls.append(name)
+        if len(calls) == fail_on_call:
+            raise RuntimeError(f"{name} broke")
+        order.append(name)
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    return step
+
+
+def test_implementations_of_a_case_are_timed_in_alternating_blocks():
+    from klayers import worker
+
+    order = []
+    steps = {0: _busy_step("ours", order), 1: _busy_step("keras", order)}
+    # Blocks of 3 steps of ours against 1 of the baseline (ours is estimated 3x faster); the
+    # rounds go on until both have 4 steps at least.
+    samples, medians, failures = worker._time_interleaved(
+        steps, {0: 1e-7 / 3, 1: 1e-7}, min_time=1e-6, min_rounds=4)
+    assert order == ["ours"] * 3 + ["keras"] + ["ours"] * 3 + ["keras"] + \
+        (["ours"] * 3 + ["keras"]) * 2
+    assert [len(samples[0]), len(samples[1])] == [12, 4]
+    # One median per block and step: what the paired ratios are made of.
+    assert [len(medians[0]), len(medians[1])] == [4, 4] and not failures
+
+
+def test_a_step_failing_midway_fails_itself_and_the_others_go_on():
+    from klayers import worker
+
+    order = []
+    steps = {0: _busy_step("ours", order), 1: _busy_step("keras", order, fail_on_call=2)}
+    samples, medians, failures = worker._time_interleaved(
+        steps, {0: 1e-7, 1: 1e-7}, min_time=1e-6, min_rounds=3)
+    assert list(failures) == [1] and str(failures[1]) == "keras broke"
+    assert list(samples) == [0] and len(samples[0]) == 3 and len(medians[0]) == 3
+
+
+def test_measurements_of_one_case_are_grouped_and_others_are_not():
+    from klayers import worker
+
+    def job(implementation, mode="predict", batch=4):
+        return {"layer": "Dense", "config": {"units": 8}, "input_shape": [16],
+                "device": "cpu:0", "dtype": "float32", "mode": mode, "batch_size": batch,
+                "implementation": implementation}
+
+    jobs = [job("keraslayers"), job("keras"), job("keraslayers", "train"), job("keras", "train"),
+            job("keraslayers", batch=8)]
+    assert [[j["implementation"] for j in group] for group in worker.groups(jobs)] == [
+        ["keraslayers", "keras"], ["keraslayers", "keras"], ["keraslayers"]]
+
+
+def test_the_ratio_to_a_baseline_is_the_paired_one_when_there_is_one():
+    from klayers.results import Row
+
+    def record(median, paired=None):
+        return {"status": "ok", "latency_ms": {"median": median, "iqr": 0.0},
+                "paired_speedup": paired}
+
+    row = Row("case", "cpu:0", "float32", "predict", 4, ours={"jax": record(1.0)},
+              baselines={("jax", "keras"): record(2.0, {"median": 1.5, "iqr": 0.2})})
+    assert row.baseline_ratio("jax", "keras") == (1.5, 0.1)
+    # A run from before pairing: the ratio of the medians.
+    row.baselines[("jax", "keras")] = record(2.0)
+    assert row.baseline_ratio("jax", "keras") == (2.0, 0.0)
 
 
 def test_training_step_of_a_layer_without_weights_runs_its_backward_pass():
