@@ -109,7 +109,9 @@ def has_uneven_same_padding(layer, spatial_shape) -> bool:
 
 
 @pytest.mark.parametrize("name, shape, kwargs, padding, data_format", WINDOW_GRID)
-def test_pooling_matches_keras(name, shape, kwargs, padding, data_format):
+@pytest.mark.parametrize("training", [False, True])
+def test_pooling_matches_keras(name, shape, kwargs, padding, data_format, training):
+    """In training as at inference: on JAX, training pools over strided slices instead."""
     x = random_inputs(shape)
     config = {**kwargs, "padding": padding, "data_format": data_format}
     ours, theirs = getattr(kl, name)(**config), getattr(keras.layers, name)(**config)
@@ -119,7 +121,7 @@ def test_pooling_matches_keras(name, shape, kwargs, padding, data_format):
             and has_uneven_same_padding(ours, shape[1:-1])):
         check_keras_torch_average_pooling_against_reference(ours, theirs, x)
     else:
-        check_keras_parity(ours, theirs, x)
+        check_keras_parity(ours, theirs, x, training=training)
 
 
 def check_keras_torch_average_pooling_against_reference(ours, theirs, x):
