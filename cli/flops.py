@@ -3,7 +3,9 @@
 Keras-free, so the parent process computes GFLOP/s from a worker's latencies. Conventions, as
 performance engineers count them: a multiply-add is 2 FLOPs; matrix products and bias adds
 are counted, cheap elementwise work (activations, softmax) is not; a training step (forward,
-backward for inputs and weights, update) is 3 times the forward pass. A layer whose work is
+backward for inputs and weights, update) is 3 times the forward pass, less the input gradient
+of the products that read the step's input: it is data, not a weight, so no backend computes
+its gradient (a Dense train step is 2 forward passes, not 3). A layer whose work is
 not arithmetic (Embedding's lookup, Dropout, reshaping) or that this module does not know
 gets None, and its GFLOP/s column stays empty rather than showing a made-up figure.
 """
@@ -35,9 +37,11 @@ def step_flops(
     `input_shape` excludes the batch axis; a layer with several inputs takes a list of shapes.
     """
     forward = forward_flops(layer, config, input_shape, batch_size)
-    if forward is None:
-        return None
-    return forward * TRAIN_TO_FORWARD if mode == "train" else forward
+    if forward is None or mode != "train":
+        return forward
+    reading_input = _INPUT_PRODUCTS.get(layer)
+    skipped = reading_input(config, _as_shapes(input_shape), batch_size) if reading_input else 0
+    return forward * TRAIN_TO_FORWARD - skipped
 
 
 def forward_flops(
@@ -145,6 +149,55 @@ def _global_pooling(config: dict, shapes: list[tuple[int, ...]], batch: int) -> 
     return batch * math.prod(shapes[0])
 
 
+def _without_bias(counter: Callable[[dict, list[tuple[int, ...]], int], int]):
+    """`counter` with use_bias=False: the product alone."""
+    return lambda config, shapes, batch: counter({**config, "use_bias": False}, shapes, batch)
+
+
+def _depthwise_product(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    return _depthwise_conv({**config, "use_bias": False}, shapes, batch)
+
+
+def _recurrent_input_product(gates: int) -> Callable[[dict, list[tuple[int, ...]], int], int]:
+    # The input's projection onto every gate, at every step (not the recurrent product).
+    def count(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+        steps, features = shapes[0][-2], shapes[0][-1]
+        return steps * 2 * batch * features * gates * config["units"]
+
+    return count
+
+
+def _bidirectional_input_product(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    inner = config.get("layer") or {}
+    counter = _INPUT_PRODUCTS.get(inner.get("class_name"))
+    return 2 * counter(inner["config"], shapes, batch) if counter else 0
+
+
+def _attention_input_products(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    # The query, key and value projections read the inputs: all of the projection work but
+    # the output projection's.
+    query, value = shapes[0], shapes[1] if len(shapes) > 1 else shapes[0]
+    key = shapes[2] if len(shapes) > 2 else value
+    targets, sources = batch * math.prod(query[:-1]), batch * math.prod(value[:-1])
+    if "head_dim" in config:  # GroupQueryAttention
+        head = config["head_dim"]
+        return 2 * head * (targets * query[-1] * config["num_query_heads"]
+                           + sources * (key[-1] + value[-1]) * config["num_key_value_heads"])
+    heads, key_dim = config["num_heads"], config["key_dim"]
+    value_dim = config.get("value_dim") or key_dim
+    return 2 * heads * (targets * query[-1] * key_dim
+                        + sources * (key[-1] * key_dim + value[-1] * value_dim))
+
+
+def _residual_input_products(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    inner = config.get("layer") or {}
+    if inner.get("class_name") != "Dense":
+        return 0
+    units = inner["config"]["units"]
+    products = 2 if units != shapes[0][-1] else 1  # the layer, and the projection if any
+    return products * _dense({"units": units, "use_bias": False}, shapes, batch)
+
+
 def _recurrent(gates: int) -> Callable[[dict, list[tuple[int, ...]], int], int]:
     def count(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
         steps, features = shapes[0][-2], shapes[0][-1]
@@ -242,4 +295,22 @@ _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], int | None]] =
     "MultiHeadAttention": _multi_head_attention,
     "GroupQueryAttention": _group_query_attention,
     "Residual": _residual,
+}
+
+# For a training step: the products that read the step's input, whose input gradient no
+# backend computes (see the module's docstring). Weightless layers are left out: the bench
+# scales their input by a learned scalar, so the gradient flows back to it.
+_INPUT_PRODUCTS: dict[str, Callable[[dict, list[tuple[int, ...]], int], int]] = {
+    "Dense": _without_bias(_dense),
+    **{name: _without_bias(_conv) for name in ("Conv1D", "Conv2D", "Conv3D")},
+    **{f"Conv{rank}DTranspose": _conv_transpose for rank in (1, 2, 3)},
+    "DepthwiseConv2D": _depthwise_product,
+    "SeparableConv2D": _depthwise_product,
+    "SimpleRNN": _recurrent_input_product(1),
+    "GRU": _recurrent_input_product(3),
+    "LSTM": _recurrent_input_product(4),
+    "Bidirectional": _bidirectional_input_product,
+    "MultiHeadAttention": _attention_input_products,
+    "GroupQueryAttention": _attention_input_products,
+    "Residual": _residual_input_products,
 }

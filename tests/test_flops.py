@@ -15,9 +15,19 @@ def test_dense_on_a_sequence_counts_every_position():
     assert forward_flops("Dense", {"units": 3}, (5, 2), 1) == 5 * (2 * 2 * 3 + 3)
 
 
-def test_training_step_is_three_forward_passes():
-    assert step_flops("Dense", {"units": 4}, (16,), 8, "train") == 3 * 1056
-    assert step_flops("Dense", {"units": 4}, (16,), 8, "predict") == 1056
+def test_training_step_is_three_forward_passes_less_the_input_gradient():
+    # Forward 2*8*16*4 + 8*4 (bias); backward for the weights, not for the input: it is data.
+    assert step_flops("Dense", {"units": 4}, (16,), 8, "train") == 3 * 1056 - 2 * 8 * 16 * 4
+    # A layer without weights gets its input's gradient: three forward passes.
+    assert step_flops("ReLU", {}, (16,), 8, "train") == 3 * step_flops("ReLU", {}, (16,), 8)
+
+
+def test_attention_training_step_leaves_out_the_input_gradients_of_its_projections():
+    config = {"num_heads": 2, "key_dim": 4}
+    forward = step_flops("MultiHeadAttention", config, (5, 8), 3)
+    # The query, key and value projections: 2 heads x 4 dims from 8 features, 15 rows each.
+    projections = 3 * 2 * 2 * 15 * 8 * 4
+    assert step_flops("MultiHeadAttention", config, (5, 8), 3, "train") == 3 * forward - projections
 
 
 def test_conv2d_valid_and_same():
