@@ -74,6 +74,22 @@ PARITY_CASES = [
      (2, 3, 5, 6)),
     ("SeparableConv2D", {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same",
                          "depth_multiplier": 2, "data_format": CF}, (1, 2, 7, 7)),
+    # On JAX, Conv3D (channels_last, one group) runs as a 2D convolution over depth taps
+    # stacked as channels, and depthwise convolutions as a sum over kernel taps: each padding,
+    # strides, dilation, uneven kernels, multipliers and both formats reach those paths.
+    ("Conv3D", {"filters": 3, "kernel_size": 3, "padding": "same"}, (2, 4, 5, 6, 2)),
+    ("Conv3D", {"filters": 3, "kernel_size": (2, 3, 1), "strides": (2, 1, 2),
+                "activation": "relu"}, (1, 5, 4, 5, 3)),
+    ("Conv3D", {"filters": 2, "kernel_size": 2, "strides": 2, "padding": "same"},
+     (2, 5, 4, 3, 2)),
+    ("Conv3D", {"filters": 2, "kernel_size": (3, 2, 2), "dilation_rate": (2, 1, 2),
+                "padding": "same", "use_bias": False}, (1, 6, 4, 5, 2)),
+    ("DepthwiseConv2D", {"kernel_size": (3, 2), "strides": (2, 3), "depth_multiplier": 3},
+     (2, 7, 8, 2)),
+    ("DepthwiseConv2D", {"kernel_size": 3, "strides": 2, "padding": "same",
+                         "depth_multiplier": 2, "data_format": CF}, (1, 3, 6, 5)),
+    ("SeparableConv2D", {"filters": 3, "kernel_size": (2, 3), "dilation_rate": (2, 1),
+                         "padding": "same", "activation": "relu"}, (2, 6, 7, 3)),
     ("Conv1DTranspose", {"filters": 3, "kernel_size": 2, "strides": 3}, (2, 5, 4)),
     ("Conv1DTranspose", {"filters": 3, "kernel_size": 4, "strides": 3, "padding": "same",
                          "output_padding": 2}, (2, 5, 4)),
@@ -211,6 +227,8 @@ def test_causal_output_length_and_causality():
         (lambda: kl.Conv2D(4, 3, strides=2, padding="same"), 3, (None, None, None, 4)),
         (lambda: kl.Conv2DTranspose(4, 3, strides=2), 3, (None, None, None, 4)),
         (lambda: kl.Conv1D(4, 3, padding="causal"), None, (None, None, 4)),
+        (lambda: kl.DepthwiseConv2D(3, padding="same"), 3, (None, None, None, 3)),
+        (lambda: kl.SeparableConv2D(4, 3, strides=2), 3, (None, None, None, 4)),
     ],
 )
 def test_unknown_spatial_sizes(layer, channels, expected):

@@ -103,6 +103,18 @@ def same_padding(length: int, window: int, stride: int, dilation: int = 1) -> tu
     return total // 2, total - total // 2
 
 
+def tap_slices(length, window, padding, stride, dilation=1) -> tuple[tuple[int, int], list]:
+    """How a convolution along one axis reads its input, kernel tap by kernel tap.
+
+    Returns `((before, after), slices)`: once the input is padded with `before` and `after`
+    zeros, kernel tap `t` meets the entries `padded[slices[t]]`, one per output in order.
+    """
+    before, after = same_padding(length, window, stride, dilation) if padding == "same" else (0, 0)
+    outputs = conv_output_length(length, window, padding, stride, dilation)
+    starts = (t * dilation for t in range(window))
+    return (before, after), [slice(s, s + (outputs - 1) * stride + 1, stride) for s in starts]
+
+
 def check_window_fits(layer, spatial_shape, windows, padding, what="kernel") -> None:
     """A "valid" window must fit in the input: otherwise there is no output at all."""
     if padding != "valid":
