@@ -5,8 +5,9 @@ global pooling shares `_GlobalPooling`. Output sizes come from `conv_arithmetic`
 and convolution agree on "valid" and "same".
 
 Performance: on torch, channels-last inputs are pooled through a channels-first view of
-the same memory (`_Pooling._pool`); on JAX, max pooling is a maximum of strided slices
-(`_Pooling._max_over_window_slices`); elsewhere Keras's own pooling ops are used.
+the same memory, 1D pooling and 3D average pooling as 2D pooling
+(`_Pooling._pool_channels_last_on_torch`); on JAX, max pooling is a maximum of strided
+slices (`_Pooling._max_over_window_slices`); elsewhere Keras's own pooling ops are used.
 """
 
 from __future__ import annotations
@@ -92,35 +93,98 @@ class _Pooling(keras.layers.Layer):
         return self._pool(inputs, spatial, training)
 
     def _pool(self, inputs, spatial, training=None):
-        if keras.backend.backend() == "torch" and self.data_format == "channels_last":
-            # Keras's torch pooling copies a channels-last input into a contiguous
-            # channels-first tensor, where torch's CPU kernels are slow (2D max pooling of
-            # 16x56x56x64: 60 ms, against 1.6 ms on the same data left in place). Transposing
-            # gives torch a channels-first view of the channels-last memory, which its
-            # channels-last kernels take as is; transposing back is a view again.
-            first = ops.transpose(inputs, to_channels_first_axes(self.spatial_rank))
-            pooled = self._pool_in_format(first, spatial, "channels_first")
-            return ops.transpose(pooled, to_channels_last_axes(self.spatial_rank))
-        return self._pool_in_format(inputs, spatial, self.data_format, training)
-
-    def _pool_in_format(self, inputs, spatial, data_format, training=None):
         pooling = {"pool_size": self.pool_size, "strides": self.strides,
-                   "data_format": data_format}
+                   "data_format": self.data_format}
+        if keras.backend.backend() == "torch" and self.data_format == "channels_last":
+            return self._pool_channels_last_on_torch(inputs, spatial)
+        return self._pool_in_format(inputs, spatial, pooling, training)
+
+    def _pool_channels_last_on_torch(self, inputs, spatial):
+        """Pooling of a channels-last input on torch, through torch's fast 2D kernels.
+
+        torch's CPU kernels are fast only for 2D channels-last pooling: 1D pooling (which
+        has no channels-last kernel) runs as a 2D pooling over a unit width axis, and 3D
+        average pooling as a 2D pooling over height and width then one over depth.
+        """
+        if self.spatial_rank == 1:
+            # (batch, steps, 1, channels): 8x faster than max_pool1d and avg_pool1d, forward
+            # and backward, on 32x1024x128 with windows of 3, stride 2.
+            pooled = self._pool_in_channels_first_view(
+                ops.expand_dims(inputs, 2), (*spatial, 1), (*self.pool_size, 1),
+                (*self.strides, 1),
+            )
+            return ops.squeeze(pooled, 2)
+        if self.spatial_rank == 3 and self.reduction == "average":
+            return self._average_3d_as_2d_on_torch(inputs, spatial)
+        return self._pool_in_channels_first_view(inputs, spatial, self.pool_size, self.strides)
+
+    def _average_3d_as_2d_on_torch(self, inputs, spatial):
+        """3D average pooling as two 2D ones: over height and width, then over depth.
+
+        A box's mean is the mean over depth of means over height and width (with "same"
+        padding too: each axis rescales its own count); torch's 2D channels-last kernels
+        ran this 3-5x faster than its avg_pool3d, forward and backward, on 8x16x32x32x32
+        with 2x2x2 windows.
+        """
+        depth, height, width = spatial
+        channels = inputs.shape[-1]
+        # (batch * depth, height, width, channels)
+        planes = ops.reshape(inputs, (-1, height, width, channels))
+        planes = self._pool_in_channels_first_view(
+            planes, (height, width), self.pool_size[1:], self.strides[1:]
+        )
+        pooled_height, pooled_width = planes.shape[1:3]
+        # (batch, depth, pooled_height * pooled_width, channels), pooled over depth alone.
+        columns = ops.reshape(planes, (-1, depth, pooled_height * pooled_width, channels))
+        columns = self._pool_in_channels_first_view(
+            columns, (depth, pooled_height * pooled_width), (self.pool_size[0], 1),
+            (self.strides[0], 1),
+        )
+        # (batch, pooled_depth, pooled_height, pooled_width, channels)
+        return ops.reshape(columns, (-1, columns.shape[1], pooled_height, pooled_width,
+                                     channels))
+
+    def _pool_in_channels_first_view(self, inputs, spatial, pool_size, strides):
+        """Pools channels-last `inputs` on torch through a channels-first view of them.
+
+        Keras's torch pooling copies a channels-last input into a contiguous channels-first
+        tensor, where torch's CPU kernels are slow (2D max pooling of 16x56x56x64: 60 ms,
+        against 1.6 ms on the same data left in place). Transposing gives torch a
+        channels-first view of the channels-last memory, which its channels-last kernels
+        take as is; transposing back is a view again.
+        """
+        rank = len(pool_size)
+        pooling = {"pool_size": pool_size, "strides": strides, "data_format": "channels_first"}
+        first = ops.transpose(inputs, to_channels_first_axes(rank))
+        pooled = self._pool_in_format(first, spatial, pooling)
+        return ops.transpose(pooled, to_channels_last_axes(rank))
+
+    def _pool_in_format(self, inputs, spatial, pooling, training=None):
+        """Pools `inputs` in `pooling["data_format"]` with its window and strides."""
         # On XLA CPU the gradient of strided slices is 1.6x (average) to 7-18x (max) faster
         # than reduce_window's, but their forward pass is up to 2x slower on large maps:
         # slices in training only.
         slices = (keras.backend.backend() == "jax" and training and None not in spatial
-                  and math.prod(self.pool_size) <= _MAX_WINDOW_SLICES)
+                  and math.prod(pooling["pool_size"]) <= _MAX_WINDOW_SLICES)
         if self.reduction == "max":
             if slices:
-                return self._max_over_window_slices(inputs, spatial, data_format)
+                return self._max_over_window_slices(inputs, spatial, pooling)
+            if (self.padding == "same" and None not in spatial
+                    and keras.backend.backend() == "torch"):
+                # Keras's torch backend pads an uneven "same" split by repeating the edge
+                # entries, into a contiguous channels-first copy, where torch's max pooling
+                # is 4x slower (32x1024x128, windows of 3, stride 2, through a unit width
+                # axis): -inf padding keeps the layout, and the same maximum and gradient.
+                padded = ops.pad(inputs, self._same_pad_width(spatial, pooling),
+                                 constant_values=float("-inf"))
+                return ops.max_pool(padded, padding="valid", **pooling)
             return ops.max_pool(inputs, padding=self.padding, **pooling)
         # Where windows overlap, that is: without overlap the gradient of reduce_window's sum
         # is a plain broadcast, 2.7x faster than the slices' on 8x16x32x32x32 (2x2x2 windows).
-        overlapping = any(stride < window
-                          for stride, window in zip(self.strides, self.pool_size, strict=True))
+        overlapping = any(stride < window for stride, window in
+                          zip(pooling["strides"], pooling["pool_size"], strict=True))
         if slices and overlapping:
-            return self._average_over_window_slices(inputs, spatial, data_format)
+            return self._average_over_window_slices(inputs, spatial, pooling)
         # Keras's torch backend counts repeated edge entries in an uneven "same" window (see
         # `_average_excluding_padding`); TensorFlow's and JAX's own ops exclude the padding.
         if (self.padding == "same" and None not in spatial
@@ -128,34 +192,43 @@ class _Pooling(keras.layers.Layer):
             return self._average_excluding_padding(inputs, spatial, pooling)
         return ops.average_pool(inputs, padding=self.padding, **pooling)
 
-    def _window_slices(self, inputs, spatial, data_format, pad_value):
+    def _same_pad_width(self, spatial, pooling) -> list[tuple[int, int]]:
+        """`ops.pad`'s widths for "same" padding of an input in `pooling["data_format"]`."""
+        pool_size, strides = pooling["pool_size"], pooling["strides"]
+        first = 1 if pooling["data_format"] == "channels_last" else 2
+        widths = [(0, 0)] * (len(pool_size) + 2)
+        for axis, (length, window, stride) in enumerate(
+            zip(spatial, pool_size, strides, strict=True), start=first
+        ):
+            widths[axis] = same_padding(length, window, stride)
+        return widths
+
+    def _window_slices(self, inputs, spatial, pooling, pad_value):
         """Every window offset's strided slice of `inputs`, each of the output's shape.
 
         Slice `j` holds entry `j` of every window: `x[b, i * stride + j, c]` along each
         spatial axis. "same" padding pads with `pad_value` first.
         """
-        first = 1 if data_format == "channels_last" else 2
+        pool_size, strides = pooling["pool_size"], pooling["strides"]
+        rank = len(pool_size)
+        first = 1 if pooling["data_format"] == "channels_last" else 2
         if self.padding == "same":
-            widths = [(0, 0)] * (self.spatial_rank + 2)
-            for axis, (length, window, stride) in enumerate(
-                zip(spatial, self.pool_size, self.strides, strict=True), start=first
-            ):
-                widths[axis] = same_padding(length, window, stride)
-            inputs = ops.pad(inputs, widths, constant_values=pad_value)
-            spatial = inputs.shape[first:first + self.spatial_rank]
+            inputs = ops.pad(inputs, self._same_pad_width(spatial, pooling),
+                             constant_values=pad_value)
+            spatial = inputs.shape[first:first + rank]
         counts = [
             conv_output_length(length, window, "valid", stride)
-            for length, window, stride in zip(spatial, self.pool_size, self.strides, strict=True)
+            for length, window, stride in zip(spatial, pool_size, strides, strict=True)
         ]
-        for offset in itertools.product(*map(range, self.pool_size)):
-            index = [slice(None)] * (self.spatial_rank + 2)
+        for offset in itertools.product(*map(range, pool_size)):
+            index = [slice(None)] * (rank + 2)
             for axis, (start, count, stride) in enumerate(
-                zip(offset, counts, self.strides, strict=True), start=first
+                zip(offset, counts, strides, strict=True), start=first
             ):
                 index[axis] = slice(start, start + (count - 1) * stride + 1, stride)
             yield inputs[tuple(index)]
 
-    def _max_over_window_slices(self, inputs, spatial, data_format):
+    def _max_over_window_slices(self, inputs, spatial, pooling):
         """Max pooling as an elementwise maximum of strided slices, one per window offset.
 
         XLA's CPU max pooling (`reduce_window`) and above all its gradient
@@ -165,7 +238,7 @@ class _Pooling(keras.layers.Layer):
         `reduce_window`'s.
         """
         maximum = None
-        for entries in self._window_slices(inputs, spatial, data_format, float("-inf")):
+        for entries in self._window_slices(inputs, spatial, pooling, float("-inf")):
             if maximum is None:
                 maximum = entries
             else:
@@ -173,19 +246,18 @@ class _Pooling(keras.layers.Layer):
                 maximum = ops.where(keep, maximum, entries)
         return maximum
 
-    def _average_over_window_slices(self, inputs, spatial, data_format):
+    def _average_over_window_slices(self, inputs, spatial, pooling):
         """Average pooling as a sum of strided slices, one per window offset, over the count.
 
         The gradient of XLA's CPU `reduce_window` sum took 1.6x (Keras's "same") to 2.8x (a
         padded "valid" window) as long as this on 32x1024x128 with windows of 3, stride 2.
         """
         total = None
-        for entries in self._window_slices(inputs, spatial, data_format, 0.0):
+        for entries in self._window_slices(inputs, spatial, pooling, 0.0):
             total = entries if total is None else total + entries
-        outputs = total / math.prod(self.pool_size)
+        outputs = total / math.prod(pooling["pool_size"])
         if self.padding == "same":
-            first = 1 if data_format == "channels_last" else 2
-            outputs = self._exclude_padding(outputs, spatial, first)
+            outputs = self._exclude_padding(outputs, spatial, pooling)
         return outputs
 
     def _average_excluding_padding(self, inputs, spatial, pooling):
@@ -196,30 +268,26 @@ class _Pooling(keras.layers.Layer):
         which then count in the average; padding with zeros here and rescaling each window
         by `pool / count` gives TensorFlow's and JAX's result on every backend.
         """
-        first = 1 if pooling["data_format"] == "channels_last" else 2
-        pad_width = [(0, 0)] * (self.spatial_rank + 2)
-        for axis, (length, window, stride) in enumerate(
-            zip(spatial, self.pool_size, self.strides, strict=True)
-        ):
-            pad_width[first + axis] = same_padding(length, window, stride)
+        padded = ops.pad(inputs, self._same_pad_width(spatial, pooling))
         # Mean over whole windows, zeros included: the output layout, pooled spatial sizes.
-        outputs = ops.average_pool(ops.pad(inputs, pad_width), padding="valid", **pooling)
-        return self._exclude_padding(outputs, spatial, first)
+        outputs = ops.average_pool(padded, padding="valid", **pooling)
+        return self._exclude_padding(outputs, spatial, pooling)
 
-    def _exclude_padding(self, outputs, spatial, first):
+    def _exclude_padding(self, outputs, spatial, pooling):
         """Means over whole zero-padded "same" windows, rescaled to means over real entries.
 
         A window is a box, so its count of real entries is a product of one count per axis:
         each axis rescales by `pool / count` on its own.
         """
-        for axis, (length, window, stride) in enumerate(
-            zip(spatial, self.pool_size, self.strides, strict=True)
-        ):
+        pool_size, strides = pooling["pool_size"], pooling["strides"]
+        first = 1 if pooling["data_format"] == "channels_last" else 2
+        for axis, (length, window, stride) in enumerate(zip(spatial, pool_size, strides,
+                                                            strict=True)):
             counts = same_window_counts(length, window, stride)
             if min(counts) == window:
                 continue
             # (pooled,) reshaped to broadcast along this spatial axis only.
-            shape = [1] * (self.spatial_rank + 2)
+            shape = [1] * (len(pool_size) + 2)
             shape[first + axis] = len(counts)
             scale = ops.convert_to_tensor([window / count for count in counts], outputs.dtype)
             outputs = outputs * ops.reshape(scale, shape)
