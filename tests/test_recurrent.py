@@ -178,6 +178,52 @@ def test_bidirectional_with_states_and_backward_layer_matches_keras():
     parity(make(kl), make(keras.layers), mask=MASK)
 
 
+@pytest.mark.parametrize(
+    "make, merge_mode",
+    [
+        (lambda m: m.LSTM(8, return_sequences=True, return_state=True), "concat"),
+        (lambda m: m.GRU(8, return_state=True), None),
+        (lambda m: m.GRU(8, reset_after=False, use_bias=False, return_sequences=True), "ave"),
+        (lambda m: m.SimpleRNN(8, dropout=0.3, seed=2), "sum"),
+    ],
+    ids=["lstm", "gru_states", "gru_v1_no_bias", "simple_rnn_dropout"],
+)
+def test_bidirectional_without_mask_matches_keras(make, merge_mode):
+    """Like directions without a mask or initial state run in one loop on torch; outputs,
+    states and gradients are Keras's (with dropout, in inference)."""
+    parity(kl.Bidirectional(make(kl), merge_mode=merge_mode),
+           keras.layers.Bidirectional(make(keras.layers), merge_mode=merge_mode))
+
+
+def test_bidirectional_runs_like_directions_together_only_where_it_can():
+    from keraslayers.layers import recurrent
+
+    x = ops.convert_to_tensor(random_inputs(SHAPE))
+    together = kl.Bidirectional(kl.LSTM(8, return_sequences=True, dropout=0.5, seed=1))
+    together(x)
+    on_torch = keras.backend.backend() == "torch"
+    assert together._runs_together(None, None, training=False) == on_torch
+    # Dropout masks in training, a mask or an initial state: each direction on its own.
+    assert not together._runs_together(None, None, training=True)
+    assert not together._runs_together(None, MASK, training=False)
+    assert not together._runs_together([x[:, 0]] * 4, None, training=False)
+    unlike = kl.Bidirectional(kl.GRU(8), backward_layer=kl.GRU(8, go_backwards=True,
+                                                               activation="relu"))
+    assert not unlike._like_directions
+    assert not kl.Bidirectional(keras.layers.LSTM(8))._like_directions
+    assert not kl.Bidirectional(kl.LSTM(8, activity_regularizer="l2"))._like_directions
+    # The two ways agree, also with a first layer that runs backwards (which Keras's
+    # Bidirectional refuses).
+    backwards_first = kl.Bidirectional(kl.GRU(8, return_state=True, go_backwards=True))
+    for layer in (together, backwards_first):
+        layer(x)
+        apart = layer._run_apart(x, None, None, training=False)
+        joint = recurrent._run_directions((layer.forward_layer, layer.backward_layer), x,
+                                          False)
+        for a, b in zip(keras.tree.flatten(apart), keras.tree.flatten(joint), strict=True):
+            np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-5, atol=1e-5)
+
+
 def test_stacked_cells_and_keras_cells_match_keras():
     parity(kl.RNN([kl.LSTMCell(8), kl.GRUCell(6)], return_sequences=True, return_state=True),
            keras.layers.RNN([keras.layers.LSTMCell(8), keras.layers.GRUCell(6)],

@@ -6,7 +6,9 @@ the state out of the time loop:
 - `project_inputs(inputs, masks)`: dropout on the inputs, `inputs @ kernel + input_bias`. It
   contracts the last axis, so the RNN layer calls it once on the whole time-major
   `(time, batch, features)` sequence: one matrix product for all time steps.
-- `step(projected, states, masks)`: the recurrent part, one time step.
+- `step(projected, states, weights, masks)`: the recurrent part, one time step. `weights`
+  comes from `step_weights()`: the recurrent kernel (and bias) as tensors, read from the
+  variables once per sequence rather than at every step.
 
 `dropout_masks(batch_size, training)` draws the dropout masks once per sequence, before the
 loop, and the same masks serve every step (variational dropout, as Keras does). Cells from
@@ -25,6 +27,27 @@ from keraslayers.layers import validation
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
+def matmul(a, b):
+    """`a @ b`: the operator where both are tensors of one dtype, else `ops.matmul`.
+
+    The operator is the backend's own matrix product. `ops.matmul` converts and checks both
+    operands and works out the result dtype on every call, which on torch costs as much as
+    the product of a `(32, 128)` state with its kernel; a time loop pays it at every step.
+    A variable (whose dtype is a string) or mixed dtypes go through `ops.matmul`, which
+    converts and promotes.
+    """
+    if a.dtype == b.dtype:
+        return a @ b
+    return ops.matmul(a, b)
+
+
+def gate_blocks(z, count):
+    """`ops.split(z, count, axis=-1)`, as slices: on torch, slicing costs less than
+    `ops.split`'s checks, once per step."""
+    width = z.shape[-1] // count
+    return [z[..., i * width:(i + 1) * width] for i in range(count)]
+
+
 def gate_projection(inputs, kernel, masks):
     """`inputs @ kernel`, where each gate's column block sees its own dropped-out inputs.
 
@@ -33,12 +56,12 @@ def gate_projection(inputs, kernel, masks):
     the masks broadcast against as they are.
     """
     if masks is None:
-        return ops.matmul(inputs, kernel)
+        return matmul(inputs, kernel)
     if len(masks) == 1:
-        return ops.matmul(inputs * masks[0], kernel)
+        return matmul(inputs * masks[0], kernel)
     blocks = ops.split(kernel, len(masks), axis=-1)
     return ops.concatenate(
-        [ops.matmul(inputs * mask, block) for mask, block in zip(masks, blocks, strict=True)],
+        [matmul(inputs * mask, block) for mask, block in zip(masks, blocks, strict=True)],
         axis=-1,
     )
 
@@ -157,6 +180,10 @@ class _GatedCell(keras.layers.Layer):
         bias = self._input_bias()
         return projected if bias is None else projected + bias
 
+    def step_weights(self):
+        """The tensors `step` reads: here `(recurrent_kernel,)`."""
+        return (ops.convert_to_tensor(self.recurrent_kernel),)
+
     def get_initial_state(self, batch_size=None):
         sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
         return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in sizes]
@@ -169,7 +196,7 @@ class _GatedCell(keras.layers.Layer):
         """
         states = list(states) if isinstance(states, (list, tuple)) else [states]
         masks = self.dropout_masks(ops.shape(inputs)[0], training)
-        return self.step(self.project_inputs(inputs, masks), states, masks)
+        return self.step(self.project_inputs(inputs, masks), states, self.step_weights(), masks)
 
     def get_config(self):
         return {
@@ -223,8 +250,9 @@ class SimpleRNNCell(_GatedCell):
         (2, 4)
     """
 
-    def step(self, projected, states, masks=(None, None), training=False):
-        recurrent = gate_projection(states[0], self.recurrent_kernel, masks[1])
+    def step(self, projected, states, weights, masks=(None, None), training=False):
+        (recurrent_kernel,) = weights
+        recurrent = gate_projection(states[0], recurrent_kernel, masks[1])
         output = self.activation(projected + recurrent)
         return output, [output]
 
@@ -293,10 +321,11 @@ class LSTMCell(_GatedCell):
 
         return forget_gate_at_one
 
-    def step(self, projected, states, masks=(None, None), training=False):
+    def step(self, projected, states, weights, masks=(None, None), training=False):
         h, c = states
-        z = projected + gate_projection(h, self.recurrent_kernel, masks[1])
-        i, f, g, o = ops.split(z, 4, axis=-1)
+        (recurrent_kernel,) = weights
+        z = projected + gate_projection(h, recurrent_kernel, masks[1])
+        i, f, g, o = gate_blocks(z, 4)
         sigma = self.recurrent_activation
         c = sigma(f) * c + sigma(i) * self.activation(g)
         h = sigma(o) * self.activation(c)
@@ -364,27 +393,37 @@ class GRUCell(_GatedCell):
             return self.bias
         return self.bias[0]
 
-    def step(self, projected, states, masks=(None, None), training=False):
-        (h,) = states
-        units, sigma = self.units, self.recurrent_activation
-        recurrent_masks = masks[1]
-        x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
+    def step_weights(self):
+        """`(recurrent_kernel, recurrent_bias or None)` with `reset_after`, else
+        `(gate_kernel, candidate_kernel)`: the z and r columns of the recurrent kernel, and
+        the h columns."""
+        recurrent_kernel = ops.convert_to_tensor(self.recurrent_kernel)
         if self.reset_after:
-            inner = gate_projection(h, self.recurrent_kernel, recurrent_masks)
-            if self.bias is not None:
-                inner = inner + self.bias[1]
-            r_z, r_r, r_h = ops.split(inner, 3, axis=-1)
+            bias = None if self.bias is None else ops.convert_to_tensor(self.bias)[1]
+            return recurrent_kernel, bias
+        split = 2 * self.units
+        return recurrent_kernel[:, :split], recurrent_kernel[:, split:]
+
+    def step(self, projected, states, weights, masks=(None, None), training=False):
+        (h,) = states
+        sigma = self.recurrent_activation
+        recurrent_masks = masks[1]
+        x_z, x_r, x_h = gate_blocks(projected, 3)
+        if self.reset_after:
+            recurrent_kernel, recurrent_bias = weights
+            inner = gate_projection(h, recurrent_kernel, recurrent_masks)
+            if recurrent_bias is not None:
+                inner = inner + recurrent_bias
+            r_z, r_r, r_h = gate_blocks(inner, 3)
             z, r = sigma(x_z + r_z), sigma(x_r + r_r)
             candidate = self.activation(x_h + r * r_h)
         else:
-            gate_kernel, candidate_kernel = (
-                self.recurrent_kernel[:, : 2 * units], self.recurrent_kernel[:, 2 * units:]
-            )
+            gate_kernel, candidate_kernel = weights
             zr_masks = None if recurrent_masks is None else recurrent_masks[:2]
-            r_z, r_r = ops.split(gate_projection(h, gate_kernel, zr_masks), 2, axis=-1)
+            r_z, r_r = gate_blocks(gate_projection(h, gate_kernel, zr_masks), 2)
             z, r = sigma(x_z + r_z), sigma(x_r + r_r)
             h_for_candidate = h if recurrent_masks is None else h * recurrent_masks[-1]
-            candidate = self.activation(x_h + ops.matmul(r * h_for_candidate, candidate_kernel))
+            candidate = self.activation(x_h + matmul(r * h_for_candidate, candidate_kernel))
         h = z * h + (1 - z) * candidate
         return h, [h]
 
@@ -426,9 +465,13 @@ def _project(cell, inputs, masks):
     return cell.project_inputs(inputs, masks) if _splits_its_step(cell) else inputs
 
 
-def _step(cell, projected, states, masks, training):
+def _step_weights(cell):
+    return cell.step_weights() if _splits_its_step(cell) else None
+
+
+def _step(cell, projected, states, weights, masks, training):
     if _splits_its_step(cell):
-        return cell.step(projected, states, masks, training)
+        return cell.step(projected, states, weights, masks, training)
     # A cell from elsewhere: call it whole, as Keras's RNN does.
     kwargs = {"training": training} if getattr(cell, "_call_has_training_arg", False) else {}
     output, new_states = cell(projected, states, **kwargs)
@@ -495,19 +538,26 @@ class StackedRNNCells(keras.layers.Layer):
         cell_masks = masks[0] or [(None, None)] * len(self.cells)
         return _project(self.cells[0], inputs, cell_masks[0])
 
-    def step(self, projected, states, masks=(None, None), training=False):
+    def step_weights(self):
+        return [_step_weights(cell) for cell in self.cells]
+
+    def step(self, projected, states, weights, masks=(None, None), training=False):
         cell_masks = masks[0] or [(None, None)] * len(self.cells)
         output, new_states = projected, []
-        for index, (cell, cell_states) in enumerate(zip(self.cells, states, strict=True)):
+        for index, (cell, cell_states, cell_weights) in enumerate(
+            zip(self.cells, states, weights, strict=True)
+        ):
             # the first cell's inputs were projected for all steps before the loop
             inputs = output if index == 0 else _project(cell, output, cell_masks[index])
-            output, cell_states = _step(cell, inputs, cell_states, cell_masks[index], training)
+            output, cell_states = _step(cell, inputs, cell_states, cell_weights,
+                                        cell_masks[index], training)
             new_states.append(cell_states)
         return output, new_states
 
     def call(self, inputs, states, training=False):
         masks = self.dropout_masks(ops.shape(inputs)[0], training)
-        return self.step(self.project_inputs(inputs, masks), states, masks, training)
+        return self.step(self.project_inputs(inputs, masks), states, self.step_weights(),
+                         masks, training)
 
     def get_config(self):
         return {
@@ -760,10 +810,25 @@ class RNN(keras.layers.Layer):
         if self.stateful:
             for variable, state in zip(self.states, keras.tree.flatten(states), strict=True):
                 variable.assign(ops.stop_gradient(state))
+        return self._results(last_output, outputs, states)
+
+    def _results(self, last_output, outputs, states):
+        """What `call` returns, from the loop's `(last_output, outputs, states)`."""
         output = outputs if self.return_sequences else last_output
         if self.return_state:
             return (output, *states)
         return output
+
+    def _time_major(self, sequences, mask=None):
+        """`(batch, time, features)` -> `(time, batch, features)` and the mask `(batch, time)`
+        -> `(time, batch)` (or None), in the order the loop runs: reversed with
+        `go_backwards`."""
+        sequences = ops.transpose(sequences, (1, 0, 2))
+        steps_mask = None if mask is None else ops.transpose(ops.cast(mask, "bool"), (1, 0))
+        if self.go_backwards:
+            sequences = ops.flip(sequences, axis=0)
+            steps_mask = None if steps_mask is None else ops.flip(steps_mask, axis=0)
+        return sequences, steps_mask
 
     def _run(self, sequences, states, mask, training):
         """The one time loop over time-major steps.
@@ -775,11 +840,7 @@ class RNN(keras.layers.Layer):
         masks = _draw_masks(cell, ops.shape(sequences)[0], training)
         # Time-major and reversed before the projection, not after: the inputs are narrower
         # than the projected gates (4 * units wide for an LSTM), so less memory moves.
-        sequences = ops.transpose(sequences, (1, 0, 2))  # (time, batch, features)
-        steps_mask = None if mask is None else ops.transpose(ops.cast(mask, "bool"), (1, 0))
-        if self.go_backwards:
-            sequences = ops.flip(sequences, axis=0)
-            steps_mask = None if steps_mask is None else ops.flip(steps_mask, axis=0)
+        sequences, steps_mask = self._time_major(sequences, mask)  # (time, batch, features)
         backend = keras.backend.backend()
         # One matrix product for all steps ahead of the loop pays on TensorFlow and torch,
         # which run each op of a step on its own. XLA on CPU does the reverse: the large
@@ -790,21 +851,8 @@ class RNN(keras.layers.Layer):
         xs = _project(cell, sequences, masks) if hoist else sequences  # (time, batch, width)
         batch = ops.shape(sequences)[1]
         zero_output = ops.zeros((batch, _output_size(cell)), dtype=self.compute_dtype)
-
-        def step(x_t, keep, previous_states, previous_output):
-            projected_t = x_t if hoist else _project(cell, x_t, masks)
-            output, new_states = _step(cell, projected_t, previous_states, masks, training)
-            output = ops.cast(output, self.compute_dtype)
-            new_states = _map_states(lambda s: ops.cast(s, self.compute_dtype), new_states)
-            if keep is not None:  # keep: (batch, 1), False where the step is skipped
-                skipped = zero_output if self.zero_output_for_mask else previous_output
-                output = ops.where(keep, output, skipped)
-                new_states = _map_states(
-                    lambda new, old: ops.where(_broadcast_mask(keep, new), new, old),
-                    new_states, previous_states,
-                )
-            return output, new_states
-
+        step = self._step_function(_step_weights(cell), masks, training, zero_output,
+                                   project=not hoist)
         steps = sequences.shape[0]
         if self.unroll or backend == "torch" or (
             backend == "tensorflow" and steps is not None and steps <= _TENSORFLOW_UNROLL_STEPS
@@ -824,6 +872,38 @@ class RNN(keras.layers.Layer):
             outputs = ops.transpose(outputs, (1, 0, 2))  # (batch, time, output_size)
         return last_output, outputs, states
 
+    def _step_function(self, weights, masks, training, zero_output, project):
+        """`step(x_t, keep, states, output) -> (output, states)` for the loops: the cell's
+        step, its results in the compute dtype, and masked steps skipped."""
+        cell = self.cell
+        compute_dtype = zero_output.dtype  # the backend's dtype object
+        # This module's cells compute in the dtype of their inputs, states and weights: the
+        # compute dtype, when the cell shares the layer's dtype policy. Other cells' results
+        # are cast (the check alone costs a sizeable part of a small step on torch).
+        keeps_dtype = (isinstance(cell, _GatedCell)
+                       and cell.dtype_policy.name == self.dtype_policy.name)
+
+        def cast(x):
+            return x if x.dtype == compute_dtype else ops.cast(x, self.compute_dtype)
+
+        def step(x_t, keep, previous_states, previous_output):
+            projected_t = _project(cell, x_t, masks) if project else x_t
+            output, new_states = _step(cell, projected_t, previous_states, weights, masks,
+                                       training)
+            if not keeps_dtype:
+                output = cast(output)
+                new_states = _map_states(cast, new_states)
+            if keep is not None:  # keep: (batch, 1), False where the step is skipped
+                skipped = zero_output if self.zero_output_for_mask else previous_output
+                output = ops.where(keep, output, skipped)
+                new_states = _map_states(
+                    lambda new, old: ops.where(_broadcast_mask(keep, new), new, old),
+                    new_states, previous_states,
+                )
+            return output, new_states
+
+        return step
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -841,6 +921,81 @@ class RNN(keras.layers.Layer):
         config = dict(config)
         config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
         return cls(**config)
+
+
+# What may differ between two cells that run in one loop: the names, and what only drawn
+# dropout masks use (none are drawn there).
+_CELL_ARGUMENTS_OUTSIDE_THE_LOOP = ("name", "seed", "dropout", "recurrent_dropout")
+
+
+def _like_directions(forward, backward):
+    """Whether `_run_directions` can run the two layers (Bidirectional's): this module's RNN
+    layers of one type over this module's cells of one type and configuration, with one
+    dtype policy, no state kept between batches and no activity regularizer."""
+    layers = (forward, backward)
+    if not all(isinstance(layer, RNN) and isinstance(layer.cell, _GatedCell)
+               for layer in layers):
+        return False
+    if type(forward) is not type(backward) or type(forward.cell) is not type(backward.cell):
+        return False
+    configs = [
+        {k: v for k, v in layer.cell.get_config().items()
+         if k not in _CELL_ARGUMENTS_OUTSIDE_THE_LOOP}
+        for layer in layers
+    ]
+    return (
+        configs[0] == configs[1]
+        and forward.dtype_policy.name == backward.dtype_policy.name
+        and not forward.stateful
+        and forward.activity_regularizer is None
+        and backward.activity_regularizer is None
+    )
+
+
+def _stack_directions(weights, dtype):
+    """One weight of each direction -> `(2, ...)` in `dtype`; a bias `(n,)` -> `(2, 1, n)`,
+    to broadcast against `(2, batch, n)`."""
+    if weights[0] is None:
+        return None
+    stacked = ops.stack([ops.cast(weight, dtype) for weight in weights])
+    return ops.expand_dims(stacked, 1) if len(stacked.shape) == 2 else stacked
+
+
+def _run_directions(layers, sequences, training):
+    """Runs two like RNN layers (see `_like_directions`) over `sequences` (batch, time,
+    features) in one time loop, without masks, initial states or dropout, and returns what
+    each layer's `call` would.
+
+    The directions are stacked on a leading axis: the steps compute on `(2, batch, ...)`
+    tensors and the products are batched, `(2, batch, units) @ (2, units, width)`. On torch,
+    where each op runs on its own, a step of a small layer costs about as much to dispatch
+    as to compute, and one loop dispatches half as many ops as two.
+    """
+    first, cell, dtype = layers[0], layers[0].cell, layers[0].compute_dtype
+    cells = [layer.cell for layer in layers]
+    inputs = ops.stack([layer._time_major(sequences)[0] for layer in layers])
+    _, steps, batch, features = inputs.shape  # (2, time, batch, features)
+    kernel = _stack_directions([c.kernel for c in cells], dtype)  # (2, features, width)
+    xs = matmul(ops.reshape(inputs, (2, steps * batch, features)), kernel)
+    if cell.use_bias:
+        xs = xs + _stack_directions([c._input_bias() for c in cells], dtype)
+    xs = ops.transpose(ops.reshape(xs, (2, steps, batch, -1)), (1, 0, 2, 3))
+    # (time, 2, batch, width)
+    weights = [_stack_directions(pair, dtype)
+               for pair in zip(*(c.step_weights() for c in cells), strict=True)]
+    states = [ops.zeros((2, batch, size), dtype=dtype) for size in _cell_state_sizes(cell)]
+    zero_output = ops.zeros((2, batch, _output_size(cell)), dtype=dtype)
+    step = first._step_function(weights, (None, None), training, zero_output, project=False)
+    last_output, outputs, states = _python_loop(step, xs, None, states, zero_output,
+                                                first.return_sequences)
+    return [
+        layer._results(
+            last_output[index],
+            None if outputs is None else ops.transpose(outputs[:, index], (1, 0, 2)),
+            [state[index] for state in states],
+        )
+        for index, layer in enumerate(layers)
+    ]
 
 
 def _compatible(shape, expected):
@@ -1043,7 +1198,9 @@ class Bidirectional(keras.layers.Layer):
     `y = merge(forward(x), reverse(backward(x)))`, the backward sequence flipped back so that
     step `t` of both lines up. Drop-in for `keras.layers.Bidirectional` (weights: the forward
     layer's, then the backward layer's). With a mask and `return_sequences`, both directions
-    output zeros at masked steps, as Keras does.
+    output zeros at masked steps, as Keras does. On torch, two like directions of this
+    module's layers run in one time loop when there is no mask, initial state or dropout
+    mask to draw (see `_run_directions`).
 
     Args:
         layer: a recurrent layer (`RNN`, `SimpleRNN`, `LSTM`, `GRU`, or Keras's).
@@ -1100,6 +1257,10 @@ class Bidirectional(keras.layers.Layer):
             if hasattr(direction, "zero_output_for_mask"):
                 direction.zero_output_for_mask = direction.return_sequences
         self.merge_mode = merge_mode
+        self._like_directions = (
+            _like_directions(self.forward_layer, self.backward_layer)
+            and self.dtype_policy.name == self.forward_layer.dtype_policy.name
+        )
         self.stateful = self.forward_layer.stateful
         self.return_sequences = self.forward_layer.return_sequences
         self.return_state = self.forward_layer.return_state
@@ -1120,15 +1281,12 @@ class Bidirectional(keras.layers.Layer):
                 direction.build(sequences_shape)
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
-        forward_state = backward_state = None
-        if initial_state is not None:
-            initial_state = list(initial_state)
-            half = len(initial_state) // 2
-            forward_state, backward_state = initial_state[:half], initial_state[half:]
-        y = self.forward_layer(sequences, initial_state=forward_state, mask=mask,
-                               training=training)
-        y_reversed = self.backward_layer(sequences, initial_state=backward_state, mask=mask,
-                                         training=training)
+        if self._runs_together(initial_state, mask, training):
+            y, y_reversed = _run_directions(
+                (self.forward_layer, self.backward_layer), sequences, training
+            )
+        else:
+            y, y_reversed = self._run_apart(sequences, initial_state, mask, training)
         states = ()
         if self.return_state:
             states = (*y[1:], *y_reversed[1:])
@@ -1141,6 +1299,28 @@ class Bidirectional(keras.layers.Layer):
         if self.merge_mode is None:
             return [*output, *states] if states else output
         return (output, *states) if states else output
+
+    def _runs_together(self, initial_state, mask, training):
+        """Whether both directions run in one loop (`_run_directions`): on torch, for like
+        layers, without an initial state or mask, and without dropout masks to draw."""
+        if not self._like_directions or keras.backend.backend() != "torch":
+            return False
+        if initial_state is not None or mask is not None:
+            return False
+        cell = self.forward_layer.cell
+        return not training or (cell.dropout == 0 and cell.recurrent_dropout == 0)
+
+    def _run_apart(self, sequences, initial_state, mask, training):
+        forward_state = backward_state = None
+        if initial_state is not None:
+            initial_state = list(initial_state)
+            half = len(initial_state) // 2
+            forward_state, backward_state = initial_state[:half], initial_state[half:]
+        y = self.forward_layer(sequences, initial_state=forward_state, mask=mask,
+                               training=training)
+        y_reversed = self.backward_layer(sequences, initial_state=backward_state, mask=mask,
+                                         training=training)
+        return y, y_reversed
 
     def _merge(self, y, y_reversed):
         if self.merge_mode == "concat":
