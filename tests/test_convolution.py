@@ -121,6 +121,19 @@ def test_matches_keras(name, kwargs, input_shape):
         check_keras_parity(ours, theirs, x)
 
 
+TRANSPOSED_CASES = [case for case in PARITY_CASES if case[0].endswith("Transpose")]
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="only JAX picks a transposed convolution's "
+                    "formulation by `training` (output phases in training, XLA's op at inference)")
+@pytest.mark.parametrize("name, kwargs, input_shape", TRANSPOSED_CASES,
+                         ids=map(_case_id, TRANSPOSED_CASES))
+def test_transposed_matches_keras_in_training(name, kwargs, input_shape):
+    x = random_inputs(input_shape)
+    ours, theirs = getattr(kl, name)(**kwargs), getattr(keras.layers, name)(**kwargs)
+    check_keras_parity(ours, theirs, x, training=True)
+
+
 def _check_parity_but_bias_gradient(ours, theirs, x):
     """Keras's own TensorFlow layers return a wrong bias gradient for some channels_first
     convolutions (Conv2D with stride and dilation 1, Conv3D; Keras 3.15, TensorFlow 2.21, CPU),

@@ -770,16 +770,22 @@ class _ConvTranspose(_Convolution):
             )
         )
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         spatial = self._spatial_shape(inputs.shape)
-        if keras.backend.backend() == "jax" and None not in spatial:
+        if keras.backend.backend() == "jax" and None not in spatial and (
+            training or self.rank != 2
+        ):
             # XLA's transposed convolution convolves the input with zeros inserted between its
             # entries; on CPU it and above all its gradients ran 4 to 13 times slower than the
             # same work as one stride-1 convolution (a 3x3, stride 2 kernel on 16x28x28x64).
+            # Except a 2D forward pass, which XLA's own ran faster: the phases' predict step
+            # took 1.35-1.45x as long as Keras's on 32x16x16x32 and 16x28x28x64 (3x3, stride 2).
             return self._bias_and_activation(self._phase_convolution(inputs, spatial))
-        if keras.backend.backend() == "tensorflow" and not self._tensorflow_rejects_window():
-            # TensorFlow computes Keras's window directly, without the full result's extra
-            # rows and the copy that cropping it costs.
+        if keras.backend.backend() == "jax" or (
+            keras.backend.backend() == "tensorflow" and not self._tensorflow_rejects_window()
+        ):
+            # XLA and TensorFlow compute Keras's window directly, without the full result's
+            # extra rows and the copy that cropping it costs.
             outputs = ops.conv_transpose(
                 inputs,
                 self.kernel,
