@@ -261,8 +261,9 @@ def test_files_hold_the_records_and_environment(tmp_path, fake_worker):
     for record in document["results"]:
         assert required <= set(record)
         assert set(record["latency_ms"]) >= {"median", "p25", "p75"}
-        # Dense(4) on 8 inputs, batch 2: 2*2*8*4 + 2*4 = 136 FLOPs forward, in 2 ms.
-        flops = 136 * (3 if record["mode"] == "train" else 1)
+        # Dense(4) on 8 inputs, batch 2: 2*2*8*4 + 2*4 = 136 FLOPs forward, in 2 ms; a training
+        # step is 3 forward passes but the input's gradient (2*2*8*4).
+        flops = 3 * 136 - 2 * 2 * 8 * 4 if record["mode"] == "train" else 136
         assert record["gflops"] == pytest.approx(flops / 2e-3 / 1e9)
         assert record["peak_fraction"] == pytest.approx(record["gflops"] / 100.0)
     header = (tmp_path / "results.csv").read_text().splitlines()[0]
