@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from klayers.statistics import summarize
+from klayers.suites import BASELINES
 
 # Square float32 matmuls for the peak: a backend's best size varies (its blocking, its threads),
 # so the peak is the best over these sizes.
@@ -32,7 +33,6 @@ WARMUP_FRACTION = 0.2  # of the minimum time, spent on warm-up steps after the f
 MIN_WARMUP_STEPS = 2
 MAX_ROUNDS = 100_000  # a cap for steps of a few microseconds
 BLOCKS_PER_MIN_TIME = 10  # blocks of steps per implementation, at least, when interleaved
-BASELINES = ("keras", "native")
 
 # torch.nn modules for the native baseline, by Keras layer name (see _native_module).
 NATIVE_LAYERS = ("Dense", "Conv2D", "LayerNormalization", "LSTM", "Embedding", "MaxPooling2D",
@@ -168,8 +168,7 @@ def measure_group(jobs: list[dict[str, Any]], settings: dict[str, Any]) -> list[
     records = [_empty_record(job) for job in jobs]
     steps: dict[int, Callable[[], None]] = {}
     step_estimates: dict[int, float] = {}
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(_device_scope(jobs[0]["device"]))
+    with _device_scope(jobs[0]["device"]):
         for position, job in enumerate(jobs):
             memory = _MemoryMeter(job["device"])
             try:
@@ -278,7 +277,7 @@ def _time_interleaved(
     least one step), so each step gets that many blocks, at least, to pair with the others.
     """
     block_sizes = {key: max(1, round(min_time / BLOCKS_PER_MIN_TIME / max(estimate, 1e-9)))
-                   for key, estimate in step_estimates.items() if key in steps}
+                   for key, estimate in step_estimates.items()}
     samples: dict[int, list[float]] = {key: [] for key in steps}
     medians: dict[int, list[float]] = {key: [] for key in steps}
     failures: dict[int, Exception] = {}
