@@ -544,3 +544,21 @@ def test_training_step_of_a_layer_without_weights_runs_its_backward_pass():
     with pytest.raises(worker._Skipped, match="shape alone"):
         worker._keras_model({**job, "layer": "SinePositionEncoding", "keras_name": None,
                              "config": {}, "input_shape": [4, 2]})
+
+
+
+def test_implementations_of_a_case_read_the_same_input_tensors(monkeypatch):
+    from klayers import worker
+
+    drawn = []
+    draw = worker._inputs
+    monkeypatch.setattr(worker, "_inputs", lambda *args: drawn.append(args[1]) or draw(*args))
+    job = {"layer": "GlobalMaxPooling2D", "keras_name": "GlobalMaxPooling2D", "kind": "catalog",
+           "config": {}, "input_shape": [4, 4, 2], "input_dtype": "float32", "index": 0,
+           "dtype": "float32", "mode": "predict", "batch_size": 2, "device": "cpu:0"}
+    jobs = [{**job, "implementation": "keraslayers"}, {**job, "implementation": "keras"}]
+    records = worker.measure_group(jobs, {"min_time": 0.01, "min_rounds": 2,
+                                          "torch_compile": False})
+    assert [record["status"] for record in records] == ["ok", "ok"]
+    # Drawn and converted once, for both: the two layers read the very same buffer.
+    assert drawn == [[(4, 4, 2)]]
