@@ -52,6 +52,13 @@ def gate_blocks(z, count):
     return [z[..., i * width:(i + 1) * width] for i in range(count)]
 
 
+def gates_and_candidate(z, units):
+    """`(z[..., :2 * units], z[..., 2 * units:])`, split as `gate_blocks` splits."""
+    if keras.backend.backend() != "torch":
+        return ops.split(z, [2 * units], axis=-1)
+    return z[..., :2 * units], z[..., 2 * units:]
+
+
 def gate_projection(inputs, kernel, masks):
     """`inputs @ kernel`, where each gate's column block sees its own dropped-out inputs.
 
@@ -412,23 +419,24 @@ class GRUCell(_GatedCell):
         (h,) = states
         sigma = self.recurrent_activation
         recurrent_masks = masks[1]
-        x_z, x_r, x_h = gate_blocks(projected, 3)
+        # The z and r gates as one block `(batch, 2 * units)`: one add and one activation.
+        x_zr, x_h = gates_and_candidate(projected, self.units)
         if self.reset_after:
             recurrent_kernel, recurrent_bias = weights
             inner = gate_projection(h, recurrent_kernel, recurrent_masks)
             if recurrent_bias is not None:
                 inner = inner + recurrent_bias
-            r_z, r_r, r_h = gate_blocks(inner, 3)
-            z, r = sigma(x_z + r_z), sigma(x_r + r_r)
+            r_zr, r_h = gates_and_candidate(inner, self.units)
+            z, r = gate_blocks(sigma(x_zr + r_zr), 2)
             candidate = self.activation(x_h + r * r_h)
         else:
             gate_kernel, candidate_kernel = weights
             zr_masks = None if recurrent_masks is None else recurrent_masks[:2]
-            r_z, r_r = gate_blocks(gate_projection(h, gate_kernel, zr_masks), 2)
-            z, r = sigma(x_z + r_z), sigma(x_r + r_r)
+            z, r = gate_blocks(sigma(x_zr + gate_projection(h, gate_kernel, zr_masks)), 2)
             h_for_candidate = h if recurrent_masks is None else h * recurrent_masks[-1]
             candidate = self.activation(x_h + matmul(r * h_for_candidate, candidate_kernel))
-        h = z * h + (1 - z) * candidate
+        # z * h + (1 - z) * candidate, in three ops rather than four.
+        h = candidate + z * (h - candidate)
         return h, [h]
 
     def get_config(self):
