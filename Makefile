@@ -17,7 +17,7 @@ $(BIN)/klayers: pyproject.toml constraints.txt
 install: $(BIN)/klayers
 
 lint: install
-	$(BIN)/ruff check keraslayers cli tests
+	$(BIN)/ruff check keraslayers cli tests benchmarks/probes
 
 # One pytest process per backend: Keras fixes its backend when it is first imported.
 test: install lint

@@ -179,7 +179,8 @@ def measure_group(jobs: list[dict[str, Any]], settings: dict[str, Any]) -> list[
                 if job["implementation"] == "native":
                     step, records[position]["jit_compile"] = _native_step(job, settings)
                 else:
-                    step, records[position]["jit_compile"] = _keras_step(job, settings, shared_inputs)
+                    step, records[position]["jit_compile"] = _keras_step(
+                        job, settings, shared_inputs)
                 first_call, step_estimates[position] = _warm_up(step, settings["min_time"])
             except Exception as error:  # noqa: BLE001  (any failure of a case is that case's result)
                 records[position].update(_failure(error))
