@@ -421,8 +421,7 @@ def _input_scale_layer() -> Any:
 
 
 def _keras_step(job: dict[str, Any], settings: dict[str, Any],
-                shared_inputs: dict[tuple, list[Any]] | None = None,
-                ) -> tuple[Callable[[], None], Any]:
+                shared_inputs: dict[tuple, list[Any]]) -> tuple[Callable[[], None], Any]:
     """A predict or train step through Keras's own compiled functions, and its jit setting.
 
     `shared_inputs` maps `(shapes, dtype)` to tensors already converted for another
@@ -435,7 +434,6 @@ def _keras_step(job: dict[str, Any], settings: dict[str, Any],
     jit = True if keras.backend.backend() == "torch" and settings["torch_compile"] else "auto"
     model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse", jit_compile=jit)
     # Converted once, here, so that the timed steps copy nothing from the host.
-    shared_inputs = {} if shared_inputs is None else shared_inputs
     key = (tuple(shapes), input_dtype)
     if key not in shared_inputs:
         shared_inputs[key] = [keras.ops.convert_to_tensor(a)

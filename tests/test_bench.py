@@ -546,7 +546,6 @@ def test_training_step_of_a_layer_without_weights_runs_its_backward_pass():
                              "config": {}, "input_shape": [4, 2]})
 
 
-
 def test_implementations_of_a_case_read_the_same_input_tensors(monkeypatch):
     from klayers import worker
 
