@@ -3,9 +3,10 @@
 `check_layer_contract` builds a layer from a factory and checks what a Keras user relies on:
 symbolic and eager calls agree with `compute_output_shape`; weight counts; a config round
 trip; `.keras` save and load; a training step that moves every trainable weight;
-`mixed_bfloat16` (and `mixed_float16` where the backend runs it); a jit-compiled model that
-agrees with eager; masks; seeded randomness. `check_keras_parity` compares outputs and
-gradients with the Keras layer of the same name after copying its weights.
+`mixed_bfloat16` (and `mixed_float16` where the backend runs it); an XLA-compiled model
+that agrees with eager (TensorFlow, JAX); masks; seeded randomness. `check_keras_parity`
+compares outputs and gradients with the Keras layer of the same name after copying its
+weights.
 """
 
 from __future__ import annotations
@@ -157,8 +158,14 @@ def _check_save_and_load(model, x):
 
 
 def _check_jit_agrees_with_eager(model, x):
-    """XLA on TensorFlow and JAX; torch.compile is experimental in Keras, so torch runs eager."""
-    model.compile(jit_compile=BACKEND != "torch")
+    """XLA on TensorFlow and JAX agrees with eager calls.
+
+    Not on torch: Keras's torch.compile path is experimental and compiles for tens of seconds
+    per model, and without it `predict` would compare eager with eager.
+    """
+    if BACKEND == "torch":
+        return
+    model.compile(jit_compile=True)
     compiled = model.predict(x, batch_size=len(x), verbose=0)
     np.testing.assert_allclose(compiled, to_numpy(model(x)), rtol=1e-4, atol=1e-5)
 

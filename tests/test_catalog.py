@@ -25,6 +25,10 @@ def test_every_public_layer_is_catalogued_once():
         assert record.summary and len(record.summary) <= 100, record
 
 
+def test_every_catalogued_layer_has_its_weight_counts_written_down():
+    assert sorted(EXAMPLE_WEIGHT_COUNTS) == sorted(record.name for record in catalog.LAYERS)
+
+
 def test_keras_counterparts_exist():
     for record in catalog.LAYERS:
         if record.keras_name is not None:
@@ -51,6 +55,57 @@ def test_library_imports_no_backend():
                 assert module.split(".")[0] not in forbidden, f"{path}: imports {module}"
 
 
+# (trainable, non-trainable, seed generators) of each catalogued example, counted by hand
+# from its config: e.g. SeparableConv2D = depthwise kernel, pointwise kernel, bias; RNN of a
+# GRUCell and an LSTMCell = 3 weights and a dropout seed generator per cell; BatchNormalization
+# = gamma, beta / moving mean, moving variance.
+EXAMPLE_WEIGHT_COUNTS = {
+    "Dense": (2, 0, 0),
+    "Activation": (0, 0, 0),
+    "ReLU": (0, 0, 0),
+    "Conv1D": (2, 0, 0),
+    "Conv2D": (2, 0, 0),
+    "Conv3D": (2, 0, 0),
+    "DepthwiseConv2D": (2, 0, 0),
+    "SeparableConv2D": (3, 0, 0),
+    "Conv1DTranspose": (2, 0, 0),
+    "Conv2DTranspose": (2, 0, 0),
+    "Conv3DTranspose": (2, 0, 0),
+    "MaxPooling1D": (0, 0, 0),
+    "MaxPooling2D": (0, 0, 0),
+    "MaxPooling3D": (0, 0, 0),
+    "AveragePooling1D": (0, 0, 0),
+    "AveragePooling2D": (0, 0, 0),
+    "AveragePooling3D": (0, 0, 0),
+    "GlobalMaxPooling1D": (0, 0, 0),
+    "GlobalMaxPooling2D": (0, 0, 0),
+    "GlobalMaxPooling3D": (0, 0, 0),
+    "GlobalAveragePooling1D": (0, 0, 0),
+    "GlobalAveragePooling2D": (0, 0, 0),
+    "GlobalAveragePooling3D": (0, 0, 0),
+    "SimpleRNN": (3, 0, 1),
+    "LSTM": (3, 0, 1),
+    "GRU": (3, 0, 1),
+    "RNN": (6, 0, 2),
+    "Bidirectional": (6, 0, 2),
+    "Dropout": (0, 0, 1),
+    "Embedding": (1, 0, 0),
+    "LayerNormalization": (2, 0, 0),
+    "BatchNormalization": (2, 2, 0),
+    "RMSNormalization": (1, 0, 0),
+    "Residual": (3, 0, 0),
+    "PositionEmbedding": (1, 0, 0),
+    "SinePositionEncoding": (0, 0, 0),
+    "RotaryEmbedding": (0, 0, 0),
+    "TokenAndPositionEmbedding": (2, 0, 0),
+    "Attention": (1, 0, 0),
+    "MultiHeadAttention": (8, 0, 0),
+    "GroupQueryAttention": (8, 0, 0),
+    "TransformerEncoder": (16, 0, 0),
+    "TransformerDecoder": (16, 0, 0),
+}
+
+
 def make_example(record: catalog.LayerRecord) -> keras.layers.Layer:
     return getattr(kl, record.name).from_config(dict(record.example_config))
 
@@ -64,11 +119,11 @@ def test_catalogued_example_builds_and_round_trips(record):
     layer = make_example(record)
     outputs = layer(example_inputs(record))
     assert tuple(outputs.shape) == tuple(layer.compute_output_shape(record.example_input_shape))
+    trainable, non_trainable, seed_generators = EXAMPLE_WEIGHT_COUNTS[record.name]
     check_layer_contract(
         lambda: make_example(record), record.example_input_shape,
         input_dtype=record.example_input_dtype, input_data=example_inputs(record),
-        trainable_weights=len(layer.trainable_weights),
-        non_trainable_weights=len(layer.non_trainable_weights),
-        seed_generators=len(layer.non_trainable_variables) - len(layer.non_trainable_weights),
+        trainable_weights=trainable, non_trainable_weights=non_trainable,
+        seed_generators=seed_generators,
         check_mixed_precision=False,
     )

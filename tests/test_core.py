@@ -104,13 +104,23 @@ def test_activation_contract():
 
 
 def test_activation_softmax_in_float32_under_mixed_precision():
-    x = np.array([[0.0, 1e-3, 2e-3, 8.0]], "float32")
+    """A bfloat16 softmax over a long row is off by up to 7% on JAX; ours rounds only once.
+
+    (TensorFlow's and torch's kernels compute a bfloat16 softmax in float32 themselves, so
+    there the check holds with or without our upcast.)
+
+    The expected values are the float32 softmax of the bfloat16-rounded inputs, rounded to
+    bfloat16: a computation in float32 followed by one rounding gives exactly these.
+    """
+    x = random_inputs((4, 2048), seed=3) * 3
     y = kl.Activation("softmax", dtype="mixed_bfloat16")(x)
     assert keras.backend.standardize_dtype(y.dtype) == "bfloat16"
+    rounded = keras.ops.cast(keras.ops.cast(x, "bfloat16"), "float32")
+    expected = keras.ops.cast(keras.activations.softmax(rounded), "bfloat16")
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(keras.ops.cast(y, "float32")),
-        keras.ops.convert_to_numpy(keras.activations.softmax(x)),
-        rtol=1e-2,
+        keras.ops.convert_to_numpy(keras.ops.cast(expected, "float32")),
+        rtol=2**-8,
     )
 
 
