@@ -388,7 +388,7 @@ class Attention(keras.layers.Layer):
     Example:
         >>> import numpy as np, keraslayers as kl
         >>> q, v = np.ones((2, 3, 4), "float32"), np.ones((2, 5, 4), "float32")
-        >>> kl.Attention()([q, v]).shape
+        >>> tuple(kl.Attention()([q, v]).shape)
         (2, 3, 4)
     """
 
@@ -884,7 +884,7 @@ class MultiHeadAttention(_ProjectedAttention):
     Example:
         >>> import numpy as np, keraslayers as kl
         >>> q, v = np.ones((2, 3, 8), "float32"), np.ones((2, 5, 6), "float32")
-        >>> kl.MultiHeadAttention(num_heads=2, key_dim=4)(q, v).shape
+        >>> tuple(kl.MultiHeadAttention(num_heads=2, key_dim=4)(q, v).shape)
         (2, 3, 8)
     """
 
@@ -1031,7 +1031,7 @@ class GroupQueryAttention(_ProjectedAttention):
     Example:
         >>> import numpy as np, keraslayers as kl
         >>> x = np.ones((2, 5, 8), "float32")
-        >>> kl.GroupQueryAttention(4, num_query_heads=4, num_key_value_heads=2)(x, x).shape
+        >>> tuple(kl.GroupQueryAttention(4, num_query_heads=4, num_key_value_heads=2)(x, x).shape)
         (2, 5, 8)
     """
 

@@ -36,7 +36,7 @@ class Dense(keras.layers.Layer):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.Dense(4, activation="relu")(np.ones((2, 3), "float32")).shape
+        >>> tuple(kl.Dense(4, activation="relu")(np.ones((2, 3), "float32")).shape)
         (2, 4)
     """
 
@@ -133,7 +133,7 @@ class Activation(keras.layers.Layer):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.Activation("relu")(np.array([[-1.0, 2.0]], "float32")).tolist()
+        >>> np.asarray(kl.Activation("relu")(np.array([[-1.0, 2.0]], "float32"))).tolist()
         [[0.0, 2.0]]
     """
 
@@ -176,7 +176,7 @@ class ReLU(keras.layers.Layer):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.ReLU(max_value=1.0)(np.array([[-1.0, 0.5, 3.0]], "float32")).tolist()
+        >>> np.asarray(kl.ReLU(max_value=1.0)(np.array([[-1.0, 0.5, 3.0]], "float32"))).tolist()
         [[0.0, 0.5, 1.0]]
     """
 

@@ -34,7 +34,7 @@ class Embedding(keras.layers.Layer):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.Embedding(10, 4)(np.array([[1, 2, 3]])).shape
+        >>> tuple(kl.Embedding(10, 4)(np.array([[1, 2, 3]])).shape)
         (1, 3, 4)
     """
 
@@ -133,7 +133,7 @@ class PositionEmbedding(keras.layers.Layer):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.PositionEmbedding(10)(np.zeros((2, 4, 3), "float32")).shape
+        >>> tuple(kl.PositionEmbedding(10)(np.zeros((2, 4, 3), "float32")).shape)
         (2, 4, 3)
     """
 
@@ -268,7 +268,7 @@ class RotaryEmbedding(keras.layers.Layer):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.RotaryEmbedding()(np.ones((2, 5, 4, 8), "float32")).shape
+        >>> tuple(kl.RotaryEmbedding()(np.ones((2, 5, 4, 8), "float32")).shape)
         (2, 5, 4, 8)
     """
 
@@ -389,7 +389,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.TokenAndPositionEmbedding(20, 8, 4)(np.array([[1, 2, 3]])).shape
+        >>> tuple(kl.TokenAndPositionEmbedding(20, 8, 4)(np.array([[1, 2, 3]])).shape)
         (1, 3, 4)
     """
 

@@ -66,7 +66,7 @@ class LayerNormalization(keras.layers.Layer):
     Example:
         >>> import numpy as np, keraslayers as kl
         >>> y = kl.LayerNormalization()(np.array([[1.0, 2.0, 3.0]], "float32"))
-        >>> np.round(np.asarray(y), 3).tolist()
+        >>> np.round(np.asarray(y, "float64"), 3).tolist()
         [[-1.224, 0.0, 1.224]]
     """
 
@@ -205,7 +205,7 @@ class BatchNormalization(keras.layers.Layer):
         >>> import numpy as np, keraslayers as kl
         >>> bn = kl.BatchNormalization()
         >>> y = bn(np.array([[0.0], [2.0]], "float32"), training=True)
-        >>> np.round(np.asarray(bn.moving_mean), 3).tolist()
+        >>> np.round(np.asarray(bn.moving_mean, "float64"), 3).tolist()
         [0.01]
     """
 
@@ -450,7 +450,7 @@ class RMSNormalization(keras.layers.Layer):
     Example:
         >>> import numpy as np, keraslayers as kl
         >>> y = kl.RMSNormalization()(np.array([[3.0, 4.0]], "float32"))
-        >>> np.round(np.asarray(y), 3).tolist()
+        >>> np.round(np.asarray(y, "float64"), 3).tolist()
         [[0.849, 1.131]]
     """
 

@@ -34,7 +34,7 @@ class Residual(keras.layers.Layer):
     Example:
         >>> import numpy as np, keraslayers as kl
         >>> block = kl.Residual(kl.Dense(8, activation="relu"))
-        >>> block(np.ones((2, 4), "float32")).shape
+        >>> tuple(block(np.ones((2, 4), "float32")).shape)
         (2, 8)
     """
 

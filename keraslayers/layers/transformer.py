@@ -202,7 +202,7 @@ class TransformerEncoder(_TransformerBlock):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.TransformerEncoder(16, num_heads=2)(np.ones((2, 5, 8), "float32")).shape
+        >>> tuple(kl.TransformerEncoder(16, num_heads=2)(np.ones((2, 5, 8), "float32")).shape)
         (2, 5, 8)
     """
 
@@ -284,7 +284,7 @@ class TransformerDecoder(_TransformerBlock):
     Example:
         >>> import numpy as np, keraslayers as kl
         >>> decoder = kl.TransformerDecoder(16, num_heads=2)
-        >>> decoder(np.ones((2, 5, 8), "float32"), np.ones((2, 7, 8), "float32")).shape
+        >>> tuple(decoder(np.ones((2, 5, 8), "float32"), np.ones((2, 7, 8), "float32")).shape)
         (2, 5, 8)
     """
 
