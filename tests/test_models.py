@@ -7,7 +7,7 @@ import pytest
 
 import keraslayers as kl
 from keraslayers import models
-from klayers.train_config import (
+from klayers.train.setups import (
     compile_model,
     evaluate_model,
     load_train_config,

@@ -1,10 +1,10 @@
-"""Statistics of timing samples (klayers.statistics): quantiles, summaries, ratios."""
+"""Statistics of timing samples (klayers.bench.statistics): quantiles, summaries, ratios."""
 
 import math
 
 import pytest
 
-from klayers.statistics import (
+from klayers.bench.statistics import (
     is_noisy,
     outlier_count,
     quantile,

@@ -1,4 +1,4 @@
-"""klayers.train_config: shipped set-ups load and build; every mistake names file, key, value."""
+"""klayers.train.setups: shipped set-ups load and build; every mistake names file, key, value."""
 
 import textwrap
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from keraslayers.models import MODELS
-from klayers import train_config
-from klayers.datasets import load_dataset
-from klayers.train_config import (
+from klayers.train import setups as train_config
+from klayers.train.datasets import load_dataset
+from klayers.train.setups import (
     TrainConfigError,
     available_configs,
     compile_model,

@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from klayers import environment, suites
-from klayers.compare import DEFAULT_THRESHOLD
+from klayers import environment
+from klayers.bench import suites
+from klayers.bench.compare import DEFAULT_THRESHOLD
 
 
 @click.group()
@@ -193,10 +194,10 @@ def bench(**options: Any) -> None:
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from klayers import benchmark
-    from klayers.orchestrator import Settings
-    from klayers.report import LEGEND, busy_machine_warning
-    from klayers.tables import print_run_tables
+    from klayers.bench import plan as benchmark
+    from klayers.bench.report import LEGEND, busy_machine_warning
+    from klayers.bench.run import Settings
+    from klayers.bench.tables import print_run_tables
 
     suite_name, cases, suite_min_time = _cases(options)
     usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -295,9 +296,9 @@ def _cases(options: dict[str, Any]) -> tuple[str, tuple[suites.Case, ...], float
               help="Folder for report.md, report.html and charts [default: beside RESULTS.json].")
 def report(results_path: Path, output: Path | None) -> None:
     """Render a saved run again: tables here, report.md, report.html and charts on disk."""
-    from klayers import report as reports
-    from klayers.results import load_results
-    from klayers.tables import print_run_tables
+    from klayers.bench import report as reports
+    from klayers.bench.results import load_results
+    from klayers.bench.tables import print_run_tables
 
     try:
         document = load_results(results_path)
@@ -320,9 +321,9 @@ def report(results_path: Path, output: Path | None) -> None:
               help="Fail when a median latency grew by more than this fraction.")
 def compare(base_path: Path, new_path: Path, threshold: float) -> None:
     """Line up two runs' matching records; exit 1 when any slowed by more than --threshold."""
-    from klayers.compare import compare as compare_runs
-    from klayers.results import load_results
-    from klayers.tables import compare_table
+    from klayers.bench.compare import compare as compare_runs
+    from klayers.bench.results import load_results
+    from klayers.bench.tables import compare_table
 
     try:
         base = load_results(base_path)["results"]
@@ -368,8 +369,8 @@ def train(model: str, **options: Any) -> None:
     results.json, learning_curves.png and, per backend, model.keras, history.csv and the
     checkpoint of the last epoch.
     """
-    from klayers import train as training
-    from klayers.train_display import PlainDisplay, RichDisplay, results_table
+    from klayers.train import run as training
+    from klayers.train.display import PlainDisplay, RichDisplay, results_table
 
     quiet = options.pop("quiet")
     try:
@@ -412,8 +413,8 @@ def evaluate(model_path: Path, backends: str | None, tolerance: float,
     The data set and seed come from the model.json beside the model. Exits with 1 when the
     backends' test figures differ by more than --tolerance.
     """
-    from klayers import train as training
-    from klayers.train_display import PlainDisplay, evaluation_table
+    from klayers.train import run as training
+    from klayers.train.display import PlainDisplay, evaluation_table
 
     try:
         plan = training.plan_evaluation(model_path, backends, threads)

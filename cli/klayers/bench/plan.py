@@ -16,16 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from klayers import orchestrator, report
-from klayers.orchestrator import Settings
-from klayers.results import (
+from klayers.bench import report
+from klayers.bench import run as orchestrator
+from klayers.bench.results import (
     RecordLog,
     machine_peaks,
     make_record,
     with_peak_fractions,
     write_results,
 )
-from klayers.suites import Case, Measurement, measurements
+from klayers.bench.run import Settings
+from klayers.bench.suites import Case, Measurement, measurements
 
 
 @dataclass

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from klayers.results import Row, rows_by_case, write_atomic
-from klayers.statistics import relative_speeds
+from klayers.bench.results import Row, rows_by_case, write_atomic
+from klayers.bench.statistics import relative_speeds
 
 BACKEND_ORDER = ("jax", "tensorflow", "torch")
 LEGEND = (

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from klayers.flops import step_flops
-from klayers.statistics import is_noisy, ratio_with_spread, relative_speeds
-from klayers.suites import Measurement, shape_text
+from klayers.bench.flops import step_flops
+from klayers.bench.statistics import is_noisy, ratio_with_spread, relative_speeds
+from klayers.bench.suites import Measurement, shape_text
 
 OURS = ("keraslayers", "custom", "model")
 CSV_COLUMNS = (

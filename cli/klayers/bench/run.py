@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from klayers.bench.suites import Measurement
 from klayers.environment import THREAD_VARIABLES
-from klayers.suites import Measurement
 
 STDERR_LINES = 5  # of a failed worker's stderr, kept in its records' error
 
@@ -47,7 +47,7 @@ class Settings:
 
 
 def worker_command() -> list[str]:
-    return [sys.executable, "-m", "klayers.worker"]
+    return [sys.executable, "-m", "klayers.bench.worker"]
 
 
 def thread_environment(threads: int) -> dict[str, str]:

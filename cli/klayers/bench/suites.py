@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "configs" / "bench"
+SUITES_DIR = Path(__file__).resolve().parents[3] / "configs" / "bench"
 MODES = ("predict", "train")
 DTYPE_POLICIES = ("float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
 BASELINES = ("keras", "native")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from klayers.compare import KEY, Change
-from klayers.report import CaseTable, case_tables, format_latency, keras_summary
+from klayers.bench.compare import KEY, Change
+from klayers.bench.report import CaseTable, case_tables, format_latency, keras_summary
 
 
 def case_table(table: CaseTable) -> Table:

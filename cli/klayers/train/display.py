@@ -10,8 +10,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from klayers.train import meets_target, target_value
-from klayers.train_config import ERROR_METRICS
+from klayers.train.run import meets_target, target_value
+from klayers.train.setups import ERROR_METRICS
 
 DESCRIPTIONS = {"mse_ratio": "test MSE / mean-image MSE", "loss": "test loss"}
 

@@ -1,7 +1,7 @@
 """`klayers train` and `klayers evaluate`: one worker subprocess per backend, one after another.
 
 `plan_training` turns the command's options into a `TrainPlan` (or a `TrainError`, one line,
-before anything starts or is written); `run_training` runs klayers.train_worker once per
+before anything starts or is written); `run_training` runs klayers.train.worker once per
 backend with the same set-up, seed and data, passes its events on to a display, and writes
 results.json (atomically, after every change) and learning_curves.png in the run's folder.
 The workers write the models, histories and checkpoints under <output>/<backend>/.
@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from klayers import environment, orchestrator
-from klayers.datasets import DATASETS
-from klayers.orchestrator import Settings
-from klayers.results import write_atomic
-from klayers.train_config import ERROR_METRICS, TrainConfig, TrainConfigError, load_train_config
-from klayers.train_worker import MODEL_METADATA
+from klayers import environment
+from klayers.bench import run as orchestrator
+from klayers.bench.results import write_atomic
+from klayers.bench.run import Settings
+from klayers.train.datasets import DATASETS
+from klayers.train.setups import ERROR_METRICS, TrainConfig, TrainConfigError, load_train_config
+from klayers.train.worker import MODEL_METADATA
 
 RESULTS_FILE = "results.json"
 CHART_FILE = "learning_curves.png"
@@ -240,7 +241,7 @@ class TrainOutcome:
 
 
 def worker_command() -> list[str]:
-    return [sys.executable, "-m", "klayers.train_worker"]
+    return [sys.executable, "-m", "klayers.train.worker"]
 
 
 def run_training(plan: TrainPlan, display: Display, *,

@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from klayers.datasets import DATASETS, Dataset, load_dataset
+from klayers.train.datasets import DATASETS, Dataset, load_dataset
 
 if TYPE_CHECKING:
     import keras
 
-TRAIN_CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs" / "train"
+TRAIN_CONFIGS_DIR = Path(__file__).resolve().parents[3] / "configs" / "train"
 MODEL_NAMES = ("mlp", "cnn", "resnet", "autoencoder", "lstm", "gru", "transformer",
                "transformer_seq2seq")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam")

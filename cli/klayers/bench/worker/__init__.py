@@ -1,4 +1,4 @@
-"""The benchmark worker: `KERAS_BACKEND=jax python -m klayers.worker < job.json`.
+"""The benchmark worker: `KERAS_BACKEND=jax python -m klayers.bench.worker < job.json`.
 
 The only part of the command that imports keras and a backend; the parent starts one per
 backend. It reads a job (settings and a list of measurements) as JSON on stdin, measures the
@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from klayers.statistics import summarize
-from klayers.suites import BASELINES
+from klayers.bench.statistics import summarize
+from klayers.bench.suites import BASELINES
 
 # Square float32 matmuls for the peak: a backend's best size varies (its blocking, its threads),
 # so the peak is the best over these sizes.
@@ -664,6 +664,3 @@ def _proc_status_kb(field: str) -> float | None:
         pass
     return None
 
-
-if __name__ == "__main__":
-    main()

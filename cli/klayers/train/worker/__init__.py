@@ -1,7 +1,7 @@
-"""The training worker: `KERAS_BACKEND=jax python -m klayers.train_worker < job.json`.
+"""The training worker: `KERAS_BACKEND=jax python -m klayers.train.worker < job.json`.
 
 The only part of `klayers train` and `klayers evaluate` that imports keras; the parent
-(klayers.train) starts one per backend, one after another. It reads a job as JSON on stdin
+(klayers.train.run) starts one per backend, one after another. It reads a job as JSON on stdin
 and writes one JSON line per event on stdout:
 
 - `{"event": "ready", ...}` once the data is loaded and the model built (or loaded);
@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from klayers.datasets import Dataset
-from klayers.results import write_atomic
-from klayers.train_config import TrainConfig, evaluate_model, prepare_dataset
+from klayers.bench.results import write_atomic
+from klayers.train.datasets import Dataset
+from klayers.train.setups import TrainConfig, evaluate_model, prepare_dataset
 
 BATCH_EVENT_INTERVAL_S = 0.1  # progress updates: often enough for a bar, cheap for the step
 CHECKPOINT = "checkpoint.json"
@@ -65,8 +65,8 @@ def main() -> None:
         protocol.write(json.dumps(event) + "\n")
         protocol.flush()
 
-    from klayers.datasets import DatasetError
-    from klayers.train_config import TrainConfigError
+    from klayers.train.datasets import DatasetError
+    from klayers.train.setups import TrainConfigError
 
     try:
         if job["mode"] == "evaluate":
@@ -219,7 +219,7 @@ def evaluate(job: dict[str, Any], emit: Any) -> None:
 
 
 def _build(config: TrainConfig, dataset: Dataset) -> Any:
-    from klayers.train_config import compile_model
+    from klayers.train.setups import compile_model
 
     return compile_model(config, dataset)
 
@@ -396,6 +396,3 @@ def _history_csv(history: list[dict[str, Any]]) -> str:
     writer.writerows(history)
     return buffer.getvalue()
 
-
-if __name__ == "__main__":
-    main()

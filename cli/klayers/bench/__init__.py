@@ -1,0 +1,1 @@
+"""`klayers bench`: suites, the plan, one worker subprocess per backend, results, reports."""

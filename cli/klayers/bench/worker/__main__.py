@@ -1,0 +1,5 @@
+"""`python -m klayers.bench.worker < job.json`: the benchmark worker (see the package docstring)."""
+
+from klayers.bench.worker import main
+
+main()

@@ -1,0 +1,1 @@
+"""The process layer that `klayers bench` and `klayers train` share (filled in below)."""
