@@ -15,7 +15,7 @@ import numbers
 import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
-from keraslayers.layers import validation
+from keraslayers.layers import formulation, validation
 from keraslayers.layers.conv_arithmetic import (
     check_window_fits,
     conv_output_length,
@@ -30,6 +30,62 @@ from keraslayers.layers.conv_arithmetic import (
     to_channels_first_axes,
     to_channels_last_axes,
 )
+
+# Formulations by (backend, device kind), read through `formulation.choose`; a pair not listed
+# (a GPU or TPU: nobody measured there) runs Keras's own op, `formulation.KERAS`. The figures are
+# from the commits named and benchmarks/README.md (`make bench-standard`, that is `klayers bench
+# --suite standard --baseline keras,native`, on this project's CPU machine).
+DEPTHWISE_FORMULATIONS = {
+    # "taps", `_depthwise_by_taps`: XLA's CPU grouped convolution, and its gradients above all,
+    # ran 10 to 50 times slower (3x3 "same" on 32x32x32x32 and 16x56x56x128; commit 3ab17e5).
+    # Standard run: DepthwiseConv2D 21-38x predict, 6-10x train; SeparableConv2D 6-9x, 2x.
+    ("jax", "cpu"): "taps",
+}
+CONV3D_FORMULATIONS = {
+    # "depth_folded", `_Conv._depth_folded_convolution`: XLA's CPU 3D convolution, and its
+    # gradients above all, ran 2 to 9 times slower for every "same" kernel measured and for
+    # "valid" ones up to 3 wide (commit 3ab17e5; standard run: Conv3D 2.3-3.6x). It lost for a
+    # "valid" 5x5x5 kernel on 16 channels (0.7x) and a 1x1x1 one at inference (0.7x):
+    # `conv3d_formulation` keeps Keras's op there.
+    ("jax", "cpu"): "depth_folded",
+}
+CONV_TRANSPOSE_FORMULATIONS = {
+    # "phases", `_ConvTranspose._phase_convolution`: XLA's CPU transposed convolution, and
+    # its gradients above all, ran 4 to 13 times slower than one stride-1 convolution of the
+    # output phases (3x3, stride 2 on 16x28x28x64; commit 0a56f81). Standard run, training:
+    # Conv1DTranspose 4.6-10x, Conv2DTranspose 3.7x and 5.8x, Conv3DTranspose 13-20x. At
+    # inference in 2D, XLA's own op was faster (the phases at 0.74x and 0.69x on 32x16x16x32
+    # and 16x28x28x64; commit 3c016de): `conv_transpose_formulation` keeps Keras's op there.
+    ("jax", "cpu"): "phases",
+    # "full_then_window", `_ConvTranspose._full_then_window`, channels-last inputs through a
+    # channels-first view: Keras's torch backend copies them into contiguous channels-first
+    # tensors, where torch's CPU kernels are slow (3x3, stride 2 on 16x28x28x64: 55 ms with
+    # the view, against 134 ms; commit 0a56f81).
+    ("torch", "cpu"): "full_then_window",
+}
+
+
+def depthwise_formulation() -> str:
+    """`DEPTHWISE_FORMULATIONS`' choice: "taps" or Keras's op."""
+    return formulation.choose("depthwise", DEPTHWISE_FORMULATIONS)
+
+
+def conv3d_formulation(kernel_size, padding) -> str:
+    """`CONV3D_FORMULATIONS`' choice, Keras's op for the kernels where folding lost."""
+    chosen = formulation.choose("conv3d", CONV3D_FORMULATIONS)
+    if chosen == "depth_folded" and (
+        math.prod(kernel_size) == 1 or (padding != "same" and max(kernel_size) > 3)
+    ):
+        return formulation.KERAS
+    return chosen
+
+
+def conv_transpose_formulation(rank, training) -> str:
+    """`CONV_TRANSPOSE_FORMULATIONS`' choice, Keras's op for a 2D "phases" inference."""
+    chosen = formulation.choose("conv_transpose", CONV_TRANSPOSE_FORMULATIONS)
+    if chosen == "phases" and rank == 2 and not training:
+        return formulation.KERAS
+    return chosen
 
 
 def _depthwise_by_taps(inputs, kernel, strides, padding, dilation_rate, data_format):
@@ -152,6 +208,11 @@ class _Convolution(keras.layers.Layer):
     def _spatial_shape(self, shape) -> tuple:
         return tuple(shape[1:-1]) if self.data_format == "channels_last" else tuple(shape[2:])
 
+    def _knows_output_sizes(self, input_shape) -> bool:
+        """Whether every output size is known (and the input fits the window): formulations
+        that slice taps or phases statically need them."""
+        return None not in self._output_spatial_shape(self._spatial_shape(input_shape))
+
     def _output_spatial_shape(self, spatial_shape) -> tuple:
         """Forward convolutions; a "valid" kernel must fit in the input."""
         windows = [
@@ -255,9 +316,14 @@ class _Conv(_Convolution):
         )
 
     def call(self, inputs):
-        spatial = self._output_spatial_shape(self._spatial_shape(inputs.shape))
-        if keras.backend.backend() == "jax" and self._folds_depth() and None not in spatial:
+        if self._can_fold_depth(inputs.shape) and (
+            conv3d_formulation(self.kernel_size, self.padding) == "depth_folded"
+        ):
             return self._bias_and_activation(self._depth_folded_convolution(inputs))
+        return self._bias_and_activation(self._keras_convolution(inputs))
+
+    def _keras_convolution(self, inputs):
+        """`ops.conv`, a "causal" padding as zeros before the start of the time axis."""
         padding = self.padding
         if padding == "causal":
             # Pad the start of the time axis only, so output t sees inputs <= t.
@@ -274,17 +340,15 @@ class _Conv(_Convolution):
             data_format=self.data_format,
             dilation_rate=self.dilation_rate,
         )
-        return self._bias_and_activation(outputs)
+        return outputs
 
-    def _folds_depth(self) -> bool:
-        """Whether to run as `_depth_folded_convolution` on JAX. XLA's CPU 3D convolution,
-        and its gradients above all, ran 2 to 9 times slower than that for every "same"
-        kernel measured and for "valid" ones up to 3 wide; it won for a "valid" 5x5x5 kernel
-        on 16 channels (0.7x) and, for inference, a 1x1x1 one (a matrix product: 0.7x)."""
+    def _can_fold_depth(self, input_shape) -> bool:
+        """Whether `_depth_folded_convolution` computes this layer on inputs of this shape:
+        channels-last 3D, one group, the sizes known (the taps are sliced statically)."""
+        spatial = self._output_spatial_shape(self._spatial_shape(input_shape))
         return (
             self.rank == 3 and self.groups == 1 and self.data_format == "channels_last"
-            and math.prod(self.kernel_size) > 1
-            and (self.padding == "same" or max(self.kernel_size) <= 3)
+            and None not in spatial
         )
 
     def _depth_folded_convolution(self, inputs):
@@ -527,8 +591,7 @@ class DepthwiseConv2D(_Convolution):
         return channels * self.depth_multiplier
 
     def call(self, inputs):
-        spatial = self._output_spatial_shape(self._spatial_shape(inputs.shape))
-        if keras.backend.backend() == "jax" and None not in spatial:
+        if self._knows_output_sizes(inputs.shape) and depthwise_formulation() == "taps":
             outputs = _depthwise_by_taps(
                 inputs, self.kernel, self.strides, self.padding, self.dilation_rate,
                 self.data_format,
@@ -646,9 +709,8 @@ class SeparableConv2D(_Convolution):
         )
 
     def call(self, inputs):
-        spatial = self._output_spatial_shape(self._spatial_shape(inputs.shape))
-        if keras.backend.backend() == "jax" and None not in spatial:
-            # XLA's CPU grouped convolution is the slow half (see `_depthwise_by_taps`).
+        if self._knows_output_sizes(inputs.shape) and depthwise_formulation() == "taps":
+            # The depthwise half by taps, the pointwise half a 1x1 convolution.
             depthwise = _depthwise_by_taps(
                 inputs, self.depthwise_kernel, self.strides, self.padding, self.dilation_rate,
                 self.data_format,
@@ -772,39 +834,39 @@ class _ConvTranspose(_Convolution):
 
     def call(self, inputs, training=None):
         spatial = self._spatial_shape(inputs.shape)
-        if keras.backend.backend() == "jax" and None not in spatial and (
-            training or self.rank != 2
-        ):
-            # XLA's transposed convolution convolves the input with zeros inserted between its
-            # entries; on CPU it and above all its gradients ran 4 to 13 times slower than the
-            # same work as one stride-1 convolution (a 3x3, stride 2 kernel on 16x28x28x64).
-            # Except a 2D forward pass, which XLA's own ran faster: the phases' predict step
-            # took 1.35-1.45x as long as Keras's on 32x16x16x32 and 16x28x28x64 (3x3, stride 2).
+        chosen = conv_transpose_formulation(self.rank, training)
+        if chosen == "phases" and None not in spatial:
             return self._bias_and_activation(self._phase_convolution(inputs, spatial))
-        if keras.backend.backend() == "jax" or (
-            keras.backend.backend() == "tensorflow" and not self._tensorflow_rejects_window()
-        ):
-            # XLA and TensorFlow compute Keras's window directly, without the full result's
-            # extra rows and the copy that cropping it costs.
-            outputs = ops.conv_transpose(
-                inputs,
-                self.kernel,
-                strides=self.strides,
-                padding=self.padding,
-                output_padding=self.output_padding,
-                data_format=self.data_format,
-                dilation_rate=self.dilation_rate,
-            )
-            return self._bias_and_activation(outputs)
-        if keras.backend.backend() == "torch" and self.data_format == "channels_last":
-            # Keras's torch backend copies the input into a contiguous channels-first tensor;
-            # a channels-first view of the channels-last memory lets torch's channels-last
-            # kernels run instead (3x3, stride 2 on 16x28x28x64: 55 ms, against 134 ms).
-            first = ops.transpose(inputs, to_channels_first_axes(self.rank))
-            outputs = self._full_then_window(first, "channels_first")
-            outputs = ops.transpose(outputs, to_channels_last_axes(self.rank))
-            return self._bias_and_activation(outputs)
-        return self._bias_and_activation(self._full_then_window(inputs, self.data_format))
+        if chosen == "full_then_window":
+            return self._bias_and_activation(self._full_then_window_in_place(inputs))
+        return self._bias_and_activation(self._keras_window(inputs))
+
+    def _keras_window(self, inputs):
+        """`ops.conv_transpose`, which computes Keras's window directly, without the full
+        result's extra rows and the copy that cropping it costs; `_full_then_window` where
+        Keras's TensorFlow backend would abort (`_tensorflow_rejects_window`): a matter of
+        what the backend accepts, not of speed."""
+        if keras.backend.backend() == "tensorflow" and self._tensorflow_rejects_window():
+            return self._full_then_window(inputs, self.data_format)
+        return ops.conv_transpose(
+            inputs,
+            self.kernel,
+            strides=self.strides,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+
+    def _full_then_window_in_place(self, inputs):
+        """`_full_then_window`, a channels-last input through a channels-first view of its
+        memory, which torch's channels-last kernels take as is (Keras's torch backend would
+        copy it into a contiguous channels-first tensor)."""
+        if self.data_format == "channels_first":
+            return self._full_then_window(inputs, "channels_first")
+        first = ops.transpose(inputs, to_channels_first_axes(self.rank))
+        outputs = self._full_then_window(first, "channels_first")
+        return ops.transpose(outputs, to_channels_last_axes(self.rank))
 
     def _full_then_window(self, inputs, data_format):
         """The full ("valid", no output padding) transposed convolution, then Keras's window of

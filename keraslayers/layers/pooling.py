@@ -4,10 +4,10 @@ Windowed pooling shares `_Pooling` (the six layers only name their rank and redu
 global pooling shares `_GlobalPooling`. Output sizes come from `conv_arithmetic`, so pooling
 and convolution agree on "valid" and "same".
 
-Performance: on torch, channels-last inputs are pooled through a channels-first view of
-the same memory, 1D pooling and 3D average pooling as 2D pooling
-(`_Pooling._pool_channels_last_on_torch`); on JAX, max pooling is a maximum of strided
-slices (`_Pooling._max_over_window_slices`); elsewhere Keras's own pooling ops are used.
+Performance: `POOLING_FORMULATIONS` picks, by backend and device kind, how windowed pooling
+runs: on torch's CPU through torch's fast channels-last 2D kernels
+(`_Pooling._pool_with_torch_kernels`), on JAX's CPU in training as strided slices
+(`_Pooling._pool_by_window_slices`); elsewhere, Keras's own pooling ops.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import math
 import keras
 from keras import ops
 
+from keraslayers.layers import formulation
 from keraslayers.layers.conv_arithmetic import (
     check_window_fits,
     conv_output_length,
@@ -36,6 +37,40 @@ _REDUCTIONS = {"max": ops.max, "average": ops.mean}
 # Pooling on JAX in training takes one strided slice per window offset (`_window_slices`):
 # past this many offsets, XLA's own `reduce_window` is left to it, to keep the graph small.
 _MAX_WINDOW_SLICES = 27
+
+# Formulations by (backend, device kind), read through `formulation.choose`; a pair not listed
+# (a GPU or TPU: nobody measured there) runs Keras's own ops, `formulation.KERAS`. Figures from
+# the commits named and benchmarks/README.md (`make bench-standard`, on this project's CPU).
+POOLING_FORMULATIONS = {
+    # "window_slices", in training only: the gradient of strided slices was 1.6x (average)
+    # to 7-18x (max) faster than XLA's CPU reduce_window's, but their forward pass up to 2x
+    # slower on large maps (commits 7b4586f, 025ef17, bd4479b). Average pooling only where
+    # windows overlap: otherwise reduce_window's gradient is a broadcast, 2.7x faster than
+    # the slices' on 8x16x32x32x32 with 2x2x2 windows. Standard run: max pooling 1.3-7.4x in
+    # training, AveragePooling2D 3/2 "same" 1.5x.
+    ("jax", "cpu"): "window_slices",
+    # "torch_kernels": Keras's torch backend copies channels-last inputs into contiguous
+    # channels-first tensors, where torch's CPU kernels are slow (2D max pooling of
+    # 16x56x56x64: 60 ms, against 1.6 ms on the data left in place; commit 0a56f81); 1D
+    # pooling as 2D over a unit width axis (8x faster on 32x1024x128, windows of 3, stride 2),
+    # 3D average pooling as two 2D ones (3-5x on 8x16x32x32x32, 2x2x2 windows), and "same"
+    # max pooling padded with -inf in place of Keras's edge copies (4x; commit a09cb13).
+    # Standard run: MaxPooling2D 4.0-7.2x predict, 2.7-2.8x train; AveragePooling 1.6-4.1x.
+    ("torch", "cpu"): "torch_kernels",
+}
+
+
+def pooling_formulation(reduction: str, pool_size, strides, training) -> str:
+    """`POOLING_FORMULATIONS`' choice, narrowed to where it was measured faster: window
+    slices in training only, up to `_MAX_WINDOW_SLICES` offsets, for average pooling only
+    where windows overlap."""
+    chosen = formulation.choose("pooling", POOLING_FORMULATIONS)
+    if chosen == "window_slices":
+        overlapping = any(s < w for s, w in zip(strides, pool_size, strict=True))
+        if (not training or math.prod(pool_size) > _MAX_WINDOW_SLICES
+                or (reduction == "average" and not overlapping)):
+            return formulation.KERAS
+    return chosen
 
 
 def _layout(spatial_rank: int, data_format: str) -> str:
@@ -95,9 +130,18 @@ class _Pooling(keras.layers.Layer):
     def _pool(self, inputs, spatial, training=None):
         pooling = {"pool_size": self.pool_size, "strides": self.strides,
                    "data_format": self.data_format}
-        if keras.backend.backend() == "torch" and self.data_format == "channels_last":
+        chosen = pooling_formulation(self.reduction, self.pool_size, self.strides, training)
+        if chosen == "window_slices" and None not in spatial:
+            return self._pool_by_window_slices(inputs, spatial, pooling)
+        if chosen == "torch_kernels":
+            return self._pool_with_torch_kernels(inputs, spatial, pooling)
+        return self._keras_pool(inputs, spatial, pooling)
+
+    def _pool_with_torch_kernels(self, inputs, spatial, pooling):
+        """Pooling in the layouts and shapes torch's CPU kernels are fast for."""
+        if self.data_format == "channels_last":
             return self._pool_channels_last_on_torch(inputs, spatial)
-        return self._pool_in_format(inputs, spatial, pooling, training)
+        return self._pool_padded_in_place(inputs, spatial, pooling)
 
     def _pool_channels_last_on_torch(self, inputs, spatial):
         """Pooling of a channels-last input on torch, through torch's fast 2D kernels.
@@ -156,37 +200,33 @@ class _Pooling(keras.layers.Layer):
         rank = len(pool_size)
         pooling = {"pool_size": pool_size, "strides": strides, "data_format": "channels_first"}
         first = ops.transpose(inputs, to_channels_first_axes(rank))
-        pooled = self._pool_in_format(first, spatial, pooling)
+        pooled = self._pool_padded_in_place(first, spatial, pooling)
         return ops.transpose(pooled, to_channels_last_axes(rank))
 
-    def _pool_in_format(self, inputs, spatial, pooling, training=None):
-        """Pools `inputs` in `pooling["data_format"]` with its window and strides."""
-        # On XLA CPU the gradient of strided slices is 1.6x (average) to 7-18x (max) faster
-        # than reduce_window's, but their forward pass is up to 2x slower on large maps:
-        # slices in training only.
-        slices = (keras.backend.backend() == "jax" and training and None not in spatial
-                  and math.prod(pooling["pool_size"]) <= _MAX_WINDOW_SLICES)
+    def _pool_padded_in_place(self, inputs, spatial, pooling):
+        """`_keras_pool`, but "same" max pooling pads with -inf itself: Keras's torch backend
+        pads an uneven "same" split by repeating the edge entries, into a contiguous
+        channels-first copy, where torch's max pooling is 4x slower (32x1024x128, windows of
+        3, stride 2, through a unit width axis). -inf padding keeps the layout, and gives the
+        same maximum and gradient."""
+        if self.reduction == "max" and self.padding == "same" and None not in spatial:
+            padded = ops.pad(inputs, self._same_pad_width(spatial, pooling),
+                             constant_values=float("-inf"))
+            return ops.max_pool(padded, padding="valid", **pooling)
+        return self._keras_pool(inputs, spatial, pooling)
+
+    def _pool_by_window_slices(self, inputs, spatial, pooling):
         if self.reduction == "max":
-            if slices:
-                return self._max_over_window_slices(inputs, spatial, pooling)
-            if (self.padding == "same" and None not in spatial
-                    and keras.backend.backend() == "torch"):
-                # Keras's torch backend pads an uneven "same" split by repeating the edge
-                # entries, into a contiguous channels-first copy, where torch's max pooling
-                # is 4x slower (32x1024x128, windows of 3, stride 2, through a unit width
-                # axis): -inf padding keeps the layout, and the same maximum and gradient.
-                padded = ops.pad(inputs, self._same_pad_width(spatial, pooling),
-                                 constant_values=float("-inf"))
-                return ops.max_pool(padded, padding="valid", **pooling)
+            return self._max_over_window_slices(inputs, spatial, pooling)
+        return self._average_over_window_slices(inputs, spatial, pooling)
+
+    def _keras_pool(self, inputs, spatial, pooling):
+        """Keras's pooling ops, in `pooling["data_format"]` with its window and strides."""
+        if self.reduction == "max":
             return ops.max_pool(inputs, padding=self.padding, **pooling)
-        # Where windows overlap, that is: without overlap the gradient of reduce_window's sum
-        # is a plain broadcast, 2.7x faster than the slices' on 8x16x32x32x32 (2x2x2 windows).
-        overlapping = any(stride < window for stride, window in
-                          zip(pooling["strides"], pooling["pool_size"], strict=True))
-        if slices and overlapping:
-            return self._average_over_window_slices(inputs, spatial, pooling)
         # Keras's torch backend counts repeated edge entries in an uneven "same" window (see
         # `_average_excluding_padding`); TensorFlow's and JAX's own ops exclude the padding.
+        # A matter of the numbers, not of speed: on every torch device.
         if (self.padding == "same" and None not in spatial
                 and keras.backend.backend() == "torch"):
             return self._average_excluding_padding(inputs, spatial, pooling)
