@@ -165,7 +165,3 @@ LAYERS: tuple[LayerRecord, ...] = (
                 "Causal self-attention, optional cross-attention and feedforward block.",
                 {"intermediate_dim": 16, "num_heads": 2, "normalize_first": True}, (2, 6, 8)),
 )
-
-
-def by_name() -> dict[str, LayerRecord]:
-    return {record.name: record for record in LAYERS}
