@@ -1,8 +1,11 @@
 """`klayers bench`, `report` and `compare`: suites, orchestration, files, interruption.
 
-Everything but the last test drives a fake worker (FAKE_WORKER below, written to a temporary
-file and speaking the worker's protocol), so it is fast and never depends on timing figures.
-The last test runs one real tiny benchmark, under the jax test process only.
+Suites, plans, files, reports and comparisons: pure functions and the command on a fake worker
+(FAKE_WORKER below, a temporary script that speaks the worker's protocol through
+klayers.bench.protocol), so they are fast and never depend on timing figures.
+test_real_tiny_bench_run runs one real tiny benchmark, under the jax test process only. The
+tests after it call the real worker's functions (klayers.bench.worker) in this process: Keras
+baselines, interleaved timing, grouping, paired ratios, training steps and shared inputs.
 """
 
 import json
@@ -19,7 +22,7 @@ from click.testing import CliRunner
 from klayers.bench import plan as benchmark
 from klayers.bench import run as orchestrator
 from klayers.bench import suites
-from klayers.bench.results import CSV_COLUMNS, load_results
+from klayers.bench.results import CSV_COLUMNS, load_results, read_log
 from klayers.bench.run import Settings
 from klayers.main import cli
 
@@ -27,6 +30,7 @@ from klayers.main import cli
 # picks the behaviour: "Crash" exits with an error, "Hang" sleeps, anything else measures.
 FAKE_WORKER = textwrap.dedent("""
     import json, os, sys, time
+    from klayers.bench.protocol import Record
     job = json.load(sys.stdin)
     if os.environ.get("FAKE_BROKEN"):
         sys.exit("ImportError: fake broken install")
@@ -42,14 +46,9 @@ FAKE_WORKER = textwrap.dedent("""
             time.sleep(600)
         latency = {"median": 2.0, "p25": 1.9, "p75": 2.1, "iqr": 0.2, "min": 1.8, "max": 3.0,
                    "count": 10}
-        print(json.dumps({"event": "record", "index": m["index"],
-                          "implementation": m["implementation"],
-                          "backend": os.environ["KERAS_BACKEND"], "device": m["device"],
-                          "dtype": m["dtype"], "mode": m["mode"], "batch_size": m["batch_size"],
-                          "status": "ok", "error": None, "first_call_s": 0.5,
-                          "latency_ms": latency, "rounds": 10,
-                          "throughput": m["batch_size"] / 0.002, "peak_memory_mb": 1.0,
-                          "jit_compile": True}), flush=True)
+        print(Record.empty(m, os.environ["KERAS_BACKEND"], status="ok", first_call_s=0.5,
+                           latency_ms=latency, rounds=10, throughput=m["batch_size"] / 0.002,
+                           peak_memory_mb=1.0, jit_compile=True).to_json(), flush=True)
 """)
 
 
@@ -259,7 +258,7 @@ def test_files_hold_the_records_and_environment(tmp_path, fake_worker):
         assert record["peak_fraction"] == pytest.approx(record["gflops"] / 100.0)
     header = (tmp_path / "results.csv").read_text().splitlines()[0]
     assert header.split(",") == list(CSV_COLUMNS)
-    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 8
+    assert len(read_log(tmp_path / "results.jsonl")) == 8
     report = (tmp_path / "report.md").read_text()
     assert "Dense(units=4) on 8" in report and "jax 1.00x" in report
 
@@ -271,6 +270,25 @@ def test_report_renders_a_saved_run(tmp_path, fake_worker):
     assert result.exit_code == 0
     assert "Dense(units=4) on 8" in result.output
     assert (tmp_path / "report.md").exists()
+
+
+def test_report_renders_from_results_jsonl_alone(tmp_path, fake_worker):
+    # A run killed before it wrote results.json: its results.jsonl alone is enough.
+    run_dir = tmp_path / "run"
+    run_fake([case()], fake_worker, tmp_path=run_dir)
+    saved = json.loads((run_dir / "results.json").read_text())
+    (run_dir / "results.json").unlink()
+    (run_dir / "report.md").unlink()
+    from_log = load_results(run_dir)
+    assert from_log["results"] == saved["results"]
+    assert from_log["environment"]["machine_peak_gflops"] == saved["environment"][
+        "machine_peak_gflops"]
+    assert from_log["environment"]["suite"] == saved["environment"]["suite"]
+    result = invoke("report", str(run_dir))
+    assert result.exit_code == 0, result.output
+    assert "Dense(units=4) on 8" in result.output
+    assert (run_dir / "report.md").exists()
+    assert invoke("report", str(run_dir / "results.jsonl")).exit_code == 0
 
 
 INTERRUPTED_RUN = textwrap.dedent("""
@@ -298,7 +316,7 @@ def test_an_interrupted_run_keeps_what_it_measured(tmp_path, fake_worker):
     deadline = time.monotonic() + 30
     # Dense gives 4 records, then the Hang case hangs: interrupt it there.
     while time.monotonic() < deadline and not (
-        log.exists() and len(log.read_text().splitlines()) >= 4
+        log.exists() and len(read_log(log)) >= 4
     ):
         time.sleep(0.05)
     os.kill(run.pid, signal.SIGINT)

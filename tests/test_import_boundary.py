@@ -26,6 +26,7 @@ def parent_modules():
 def test_the_walk_finds_every_feature_and_skips_the_workers():
     names = parent_modules()
     for expected in ("klayers.main", "klayers.environment", "klayers.process",
+                     "klayers.bench.protocol",
                      "klayers.bench.run", "klayers.train.run",
                      "klayers.train.datasets"):
         assert expected in names

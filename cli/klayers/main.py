@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,33 @@ from rich.table import Table
 from klayers import environment
 from klayers.bench import suites
 from klayers.bench.compare import DEFAULT_THRESHOLD
+
+
+def _backend_list(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> str | None:
+    """--backend, repeatable and comma-separated alike: "jax,torch", or all; None when absent."""
+    names = [part.strip() for item in value for part in item.split(",") if part.strip()]
+    if not names:
+        return None
+    return "all" if "all" in (name.lower() for name in names) else ",".join(names)
+
+
+def backend_option(default: str) -> Callable:
+    return click.option(
+        "--backend", "backends", multiple=True, callback=_backend_list,
+        metavar="NAME[,NAME]|all",
+        help=f"Backends (tensorflow, jax, torch): repeatable or comma-separated, or all "
+             f"[default: {default}].")
+
+
+def _positive_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value <= 0:
+        raise click.ClickException(f"--threads must be a positive integer, received {value}")
+    return value
+
+
+def threads_option(help: str) -> Callable:
+    """--threads, validated here once for bench, train and evaluate."""
+    return click.option("--threads", type=int, callback=_positive_threads, help=help)
 
 
 @click.group()
@@ -157,8 +185,7 @@ def _baselines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
               help="The --custom layer's input shape without the batch axis (';' between inputs).")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), metavar="PATH.keras",
               help="Benchmark a saved model instead of a suite.")
-@click.option("--backend", "backends", multiple=True, type=click.Choice(environment.BACKENDS),
-              help="Only these backends (repeatable; default: every installed one).")
+@backend_option("every installed one")
 @click.option("--device", "devices", multiple=True, metavar="NAME|KIND",
               help="Only these devices: a kind (cpu, gpu) or a name glob (gpu:0); repeatable.")
 @click.option("--baseline", "baselines", default="keras", show_default=True,
@@ -178,9 +205,8 @@ def _baselines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
               type=click.FloatRange(min=0, min_open=True),
               help="Seconds a case (its implementations, timed together) or a worker's start "
                    "may take before it is failed.")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="Threads (and cores) per worker, the same for every backend "
-                   "[default: the usable cores].")
+@threads_option("Threads (and cores) per worker, the same for every backend "
+                "[default: the usable cores].")
 @click.option("--torch-compile", is_flag=True,
               help="Compile on torch too (jit_compile=True, which is torch.compile).")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path),
@@ -198,22 +224,22 @@ def bench(**options: Any) -> None:
     from klayers.bench.report import LEGEND, busy_machine_warning
     from klayers.bench.run import Settings
     from klayers.bench.tables import print_run_tables
+    from klayers.process import threads_and_cores
 
     suite_name, cases, suite_min_time = _cases(options)
-    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    threads = options["threads"] or (len(usable) if usable else os.cpu_count() or 1)
+    threads, cores = threads_and_cores(options["threads"])
     settings = Settings(
         min_time=options["min_time"] or suite_min_time or 1.0,
         min_rounds=options["min_rounds"],
         threads=threads,
-        cores=tuple(usable[:threads]) if usable and threads <= len(usable) else None,
+        cores=cores,
         torch_compile=options["torch_compile"],
         timeout=options["timeout"],
     )
     console = Console()
     try:
         with console.status("Probing the backends..."):
-            found = environment.environment_info(options["backends"] or environment.BACKENDS)
+            found = environment.environment_info(_bench_backends(options["backends"]))
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted before anything was measured.[/]")
         raise SystemExit(130) from None
@@ -290,12 +316,16 @@ def _cases(options: dict[str, Any]) -> tuple[str, tuple[suites.Case, ...], float
 
 
 @cli.command()
-@click.argument("results_path", metavar="RESULTS.json",
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("results_path", metavar="RUN_DIR|RESULTS.json|RESULTS.jsonl",
+                type=click.Path(exists=True, path_type=Path))
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for report.md, report.html and charts [default: beside RESULTS.json].")
+              help="Folder for report.md, report.html and charts [default: the run's folder].")
 def report(results_path: Path, output: Path | None) -> None:
-    """Render a saved run again: tables here, report.md, report.html and charts on disk."""
+    """Render a saved run again: tables here, report.md, report.html and charts on disk.
+
+    From results.json, or from results.jsonl (a run killed before it wrote results.json);
+    given the run's folder, from its results.json if there is one, else its results.jsonl.
+    """
     from klayers.bench import report as reports
     from klayers.bench.results import load_results
     from klayers.bench.tables import print_run_tables
@@ -306,7 +336,7 @@ def report(results_path: Path, output: Path | None) -> None:
         raise click.BadParameter(str(error), param_hint="'RESULTS.json'") from None
     console = Console()
     print_run_tables(console, document["results"])
-    folder = output or results_path.parent
+    folder = output or (results_path if results_path.is_dir() else results_path.parent)
     reports.write_reports(folder, document["environment"], document["results"])
     console.print(f"report.md and report.html written to {folder}/")
 
@@ -341,11 +371,21 @@ def compare(base_path: Path, new_path: Path, threshold: float) -> None:
         raise SystemExit(1)
 
 
+def _bench_backends(value: str | None) -> tuple[str, ...]:
+    """bench's --backend: absent or all, every backend (the plan skips those not installed)."""
+    if value is None or value == "all":
+        return environment.BACKENDS
+    names = tuple(dict.fromkeys(value.split(",")))
+    for name in names:
+        if name not in environment.BACKENDS:
+            raise click.UsageError(f"unknown backend {name!r}; expected "
+                                   f"{', '.join(environment.BACKENDS)} or all")
+    return names
+
+
 @cli.command()
 @click.argument("model", metavar="MODEL|PATH.yaml")
-@click.option("--backend", "backends", metavar="LIST|all",
-              help="Comma-separated backends (tensorflow,jax,torch) or all "
-                   "[default: KERAS_BACKEND, else Keras's configured one].")
+@backend_option("KERAS_BACKEND, else Keras's configured one")
 @click.option("--epochs", type=int, help="Epochs [default: the set-up's].")
 @click.option("--batch-size", type=int, help="Batch size [default: the set-up's].")
 @click.option("--dataset", metavar="NAME", help="Another data set (digits, mnist, ...).")
@@ -360,7 +400,7 @@ def compare(base_path: Path, new_path: Path, threshold: float) -> None:
 @click.option("--devices", type=int,
               help="With --distribute: how many devices (on CPU, made with XLA_FLAGS) "
                    "[default: every device JAX sees].")
-@click.option("--threads", type=int, help="Threads per worker [default: the usable cores].")
+@threads_option("Threads per worker [default: the usable cores].")
 def train(model: str, **options: Any) -> None:
     """Train a reference model (configs/train/MODEL.yaml, or a YAML file) on each backend.
 
@@ -400,12 +440,10 @@ def train(model: str, **options: Any) -> None:
 
 @cli.command()
 @click.argument("model_path", metavar="PATH/model.keras", type=click.Path(path_type=Path))
-@click.option("--backend", "backends", metavar="LIST|all",
-              help="Comma-separated backends (tensorflow,jax,torch) or all "
-                   "[default: KERAS_BACKEND, else Keras's configured one].")
+@backend_option("KERAS_BACKEND, else Keras's configured one")
 @click.option("--tolerance", type=click.FloatRange(min=0), show_default=True,
               default=0.005, help="Largest difference of the test figure between backends.")
-@click.option("--threads", type=int, help="Threads per worker [default: the usable cores].")
+@threads_option("Threads per worker [default: the usable cores].")
 def evaluate(model_path: Path, backends: str | None, tolerance: float,
              threads: int | None) -> None:
     """Evaluate a model saved by `klayers train` on its test split, under each backend.

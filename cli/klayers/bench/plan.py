@@ -27,6 +27,7 @@ from klayers.bench.results import (
 )
 from klayers.bench.run import Settings
 from klayers.bench.suites import Case, Measurement, measurements
+from klayers.process import load_average, thread_environment
 
 
 @dataclass
@@ -95,7 +96,7 @@ def environment_record(
         "cores": machine["logical_cores"],
         "usable_cores": machine["usable_cores"],
         "memory_bytes": machine["memory_bytes"],
-        "threads": {**orchestrator.thread_environment(settings.threads),
+        "threads": {**thread_environment(settings.threads),
                     "threads": settings.threads,
                     "cores": list(settings.cores) if settings.cores else None},
         "gpus": machine["gpus"],
@@ -108,14 +109,6 @@ def environment_record(
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "load_average_start": load_average(),
     }
-
-
-def load_average() -> float | None:
-    """The 1-minute load average: other work on the machine skews every figure of a run."""
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return None
 
 
 def default_output(root: Path = Path("benchmarks/results")) -> Path:
@@ -137,7 +130,7 @@ def run_benchmark(
     A Ctrl-C stops the run; what was measured so far is still written, and the outcome says
     it was interrupted. `on_record` gets each record and the measurement that comes next.
     """
-    log = RecordLog(output / "results.jsonl")
+    log = RecordLog(output / "results.jsonl", environment)
     records: list[dict[str, Any]] = []
     peaks: dict[str, dict[str, float]] = {}
     versions: dict[str, dict[str, Any]] = {}
@@ -151,6 +144,7 @@ def run_benchmark(
                     peaks[plan_.backend] = event["peak_gflops"]
                     versions[plan_.backend] = {"keras": event["keras_version"],
                                                "backend": event["backend_version"]}
+                    log.ready(plan_.backend, peaks[plan_.backend], versions[plan_.backend])
                     return
                 measurement = index[event["index"]]
                 record = make_record(measurement, event,

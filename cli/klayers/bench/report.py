@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from klayers.bench.results import Row, rows_by_case, write_atomic
+from klayers.bench.results import Row, rows_by_case
 from klayers.bench.statistics import relative_speeds
+from klayers.process import write_atomic
 
 BACKEND_ORDER = ("jax", "tensorflow", "torch")
 LEGEND = (

@@ -12,15 +12,16 @@ import csv
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from klayers.bench.flops import step_flops
+from klayers.bench.protocol import FIGURES
 from klayers.bench.statistics import is_noisy, ratio_with_spread, relative_speeds
 from klayers.bench.suites import Measurement, shape_text
+from klayers.process import write_atomic
 
 OURS = ("keraslayers", "custom", "model")
 CSV_COLUMNS = (
@@ -48,9 +49,7 @@ def make_record(
         "batch_size": measurement.batch_size,
         "input_shape": _json_shape(case.input_shape),
         "config": case.config,
-        **{key: measured.get(key) for key in (
-            "status", "error", "throughput", "latency_ms", "rounds", "first_call_s",
-            "peak_memory_mb", "jit_compile", "paired_speedup")},
+        **{key: measured.get(key) for key in FIGURES},
         "flops": None,
         "gflops": None,
         "peak_fraction": None,  # against the machine's peak, known once every backend ran
@@ -89,15 +88,26 @@ def with_peak_fractions(
 
 
 class RecordLog:
-    """results.jsonl: one JSON line per record, written through to disk as each arrives."""
+    """results.jsonl: the run's environment first, then one JSON line per record (and, as each
+    worker gets ready, its backend's peaks and versions), written through to disk as each
+    arrives, so that `klayers report` can render a run that never wrote its results.json."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, environment: dict[str, Any] | None = None) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("w", encoding="utf-8")  # one run's log, not the last one's too
+        self._write({LOG_KIND: "environment", "environment": environment or {}})
+
+    def ready(self, backend: str, peak_gflops: dict[str, float],
+              versions: dict[str, Any]) -> None:
+        self._write({LOG_KIND: "ready", "backend": backend, "peak_gflops": peak_gflops,
+                     "versions": versions})
 
     def append(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record) + "\n")
+        self._write(record)
+
+    def _write(self, line: dict[str, Any]) -> None:
+        self._file.write(json.dumps(line) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
 
@@ -105,37 +115,40 @@ class RecordLog:
         self._file.close()
 
 
+LOG_KIND = "klayers_log"  # the key of results.jsonl's lines that are not records
+
+
 def read_log(path: Path) -> list[dict[str, Any]]:
     """The records of a results.jsonl; a last line cut short by a kill is left out."""
+    return read_log_document(path)["results"]
+
+
+def read_log_document(path: Path) -> dict[str, Any]:
+    """A results.jsonl as results.json's {"environment", "results"}: the environment it starts
+    with, the peaks of the workers that got ready, and the records (with peak fractions)."""
+    environment: dict[str, Any] = {}
+    peaks: dict[str, dict[str, float]] = {}
+    versions: dict[str, dict[str, Any]] = {}
     records = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            records.append(json.loads(line))
+            entry = json.loads(line)
         except json.JSONDecodeError:
             continue
-    return records
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Writes `path` whole or not at all: a temporary file beside it, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from others
-        with os.fdopen(handle, "wb") as file:
-            file.write(data.encode("utf-8") if isinstance(data, str) else data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        if not isinstance(entry, dict):
+            continue
+        if entry.get(LOG_KIND) == "environment":
+            environment = dict(entry.get("environment") or {})
+        elif entry.get(LOG_KIND) == "ready":
+            peaks[entry["backend"]] = entry.get("peak_gflops") or {}
+            versions[entry["backend"]] = entry.get("versions") or {}
+        elif LOG_KIND not in entry:
+            records.append(entry)
+    peak = machine_peaks(peaks)
+    environment.setdefault("peak_gflops", peaks)
+    environment.setdefault("machine_peak_gflops", peak)
+    environment.setdefault("worker_versions", versions)
+    return {"environment": environment, "results": with_peak_fractions(records, peak)}
 
 
 def write_results(output: Path, environment: dict[str, Any], records: list[dict]) -> None:
@@ -146,7 +159,17 @@ def write_results(output: Path, environment: dict[str, Any], records: list[dict]
 
 
 def load_results(path: Path) -> dict[str, Any]:
-    """A results.json, checked enough to render or compare; ValueError says what is wrong."""
+    """A results.json or results.jsonl (or a run's folder: its results.json, else its
+    results.jsonl), checked enough to render or compare; ValueError says what is wrong."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json" if (path / "results.json").exists() \
+            else path / "results.jsonl"
+    if path.suffix == ".jsonl":
+        try:
+            return read_log_document(path)
+        except (OSError, KeyError, TypeError) as error:
+            raise ValueError(f"{path}: cannot read results: {error}") from None
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:

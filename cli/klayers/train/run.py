@@ -16,23 +16,24 @@ import datetime
 import io
 import json
 import os
-import queue
 import statistics
-import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from klayers import environment
-from klayers.bench import run as orchestrator
-from klayers.bench.results import write_atomic
-from klayers.bench.run import Settings
+from klayers import environment, process
+from klayers.process import write_atomic
 from klayers.train.datasets import DATASETS
-from klayers.train.setups import ERROR_METRICS, TrainConfig, TrainConfigError, load_train_config
-from klayers.train.worker import MODEL_METADATA
+from klayers.train.setups import (
+    ERROR_METRICS,
+    MODEL_METADATA,
+    TrainConfig,
+    TrainConfigError,
+    load_train_config,
+    reaches_target,
+)
 
 RESULTS_FILE = "results.json"
 CHART_FILE = "learning_curves.png"
@@ -146,7 +147,7 @@ def plan_training(
 ) -> TrainPlan:
     """Checks the options and resolves them against the set-up (and, on --resume, the run)."""
     for name, value in (("--epochs", epochs), ("--batch-size", batch_size),
-                        ("--devices", devices), ("--threads", threads)):
+                        ("--devices", devices)):
         if value is not None and value <= 0:
             raise TrainError(f"{name} must be a positive integer, received {value}")
     if seed is not None and seed < 0:
@@ -207,9 +208,7 @@ def plan_training(
         if devices and config.batch_size % devices:
             raise TrainError(f"--batch-size {config.batch_size} does not split evenly across "
                              f"{devices} devices; use a multiple of {devices}")
-    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    threads = threads or (len(usable) if usable else os.cpu_count() or 1)
-    cores = tuple(usable[:threads]) if usable and threads <= len(usable) else None
+    threads, cores = process.threads_and_cores(threads)
     return TrainPlan(config, config.seed if seed is None else seed, chosen, output, resume,
                      distribute, devices, threads, cores, previous)
 
@@ -314,53 +313,31 @@ def run_worker(backend: str, job: dict[str, Any], threads: int,
     Raises WorkerFailed when the worker reports an error, crashes, or falls silent for
     SILENCE_TIMEOUT_S; the worker is stopped in every case, a Ctrl-C included.
     """
-    env = orchestrator.worker_environment(backend, Settings(threads=threads))
-    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as stderr:
+    env = process.worker_environment(backend, threads)
+    with process.stderr_file() as stderr:
         try:
-            worker = subprocess.Popen(
-                list(command or worker_command()), stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=stderr, env=env, text=True,
-                # Its own session: a Ctrl-C reaches the parent only, which then stops it.
-                start_new_session=True)
+            worker = process.spawn(command or worker_command(), env, stderr)
         except OSError as error:
             raise WorkerFailed(f"worker could not start: {error}") from None
         try:
-            lines = orchestrator.line_queue(worker)
-            try:
-                worker.stdin.write(json.dumps(job))
-                worker.stdin.close()
-            except OSError:
-                pass  # it died already; what it said on stderr is read below
+            worker.send(job)
             while True:
-                try:
-                    line = lines.get(timeout=SILENCE_TIMEOUT_S)
-                except queue.Empty:
+                event = worker.read_event(SILENCE_TIMEOUT_S, _EVENTS)
+                if event is process.TIMEOUT:
                     raise WorkerFailed(f"worker silent for {SILENCE_TIMEOUT_S:g} s"
-                                       + orchestrator.stderr_tail(stderr)) from None
-                if line is None:
-                    raise WorkerFailed(orchestrator.worker_error(
-                        worker, stderr, "ended before it finished"))
-                event = _parse_event(line)
+                                       + worker.stderr_tail())
                 if event is None:
-                    continue
+                    raise WorkerFailed(worker.error("ended before it finished"))
                 if event["event"] == "error":
                     raise WorkerFailed(event["message"], reported=True)
                 on_event(event)
                 if event["event"] == "done":
                     return event
         finally:
-            orchestrator.stop(worker)
+            worker.stop()
 
 
 _EVENTS = ("ready", "batch", "epoch", "done", "error")
-
-
-def _parse_event(line: str) -> dict[str, Any] | None:
-    try:
-        event = json.loads(line)
-    except json.JSONDecodeError:
-        return None  # not ours: the worker keeps stdout for the protocol, but be lenient
-    return event if isinstance(event, dict) and event.get("event") in _EVENTS else None
 
 
 def _now() -> str:
@@ -380,10 +357,10 @@ def _new_document(plan: TrainPlan) -> dict[str, Any]:
     machine = environment.machine_info()
     env = {"klayers": environment.package_version("klayers"),
            "keras": environment.package_version("keras"), **machine,
-           "threads": {**orchestrator.thread_environment(plan.threads),
+           "threads": {**process.thread_environment(plan.threads),
                        "threads": plan.threads,
                        "cores": list(plan.cores) if plan.cores else None},
-           "started": _now(), "finished": None, "load_average_start": _load_average()}
+           "started": _now(), "finished": None, "load_average_start": process.load_average()}
     if plan.previous:
         results = [dict(record) for record in plan.previous.get("results", [])]
         backends = list(dict.fromkeys([*plan.previous["run"]["backends"], *plan.backends]))
@@ -393,13 +370,6 @@ def _new_document(plan: TrainPlan) -> dict[str, Any]:
     else:
         results = []
     return {"kind": "klayers-train", "run": run, "environment": env, "results": results}
-
-
-def _load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return None
 
 
 def _empty_record(backend: str) -> dict[str, Any]:
@@ -456,7 +426,7 @@ def target_value(record: dict[str, Any], run: dict[str, Any]) -> float | None:
 def meets_target(value: float | None, run: dict[str, Any]) -> bool | None:
     if value is None:
         return None
-    return value <= run["target"] if run["target_is_ceiling"] else value >= run["target"]
+    return reaches_target(value, run["target"], run["target_metric"])
 
 
 # --- the chart
@@ -528,11 +498,8 @@ def plan_evaluation(model_path: Path, backends: str | None,
                          "that klayers train writes beside the model (data set, seed)") from None
     except (ValueError, KeyError, TypeError):
         raise TrainError(f"{metadata_path} is not a klayers training record") from None
-    if threads is not None and threads <= 0:
-        raise TrainError(f"--threads must be a positive integer, received {threads}")
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return EvaluatePlan(model_path, metadata, parse_backends(backends),
-                        threads or usable or os.cpu_count() or 1)
+                        process.threads_and_cores(threads)[0])
 
 
 def run_evaluation(plan: EvaluatePlan, display: Display, *,

@@ -40,6 +40,8 @@ from klayers.train.datasets import DATASETS, Dataset, load_dataset
 if TYPE_CHECKING:
     import keras
 
+# What the training worker writes beside the model (data set, seed), read back by evaluate.
+MODEL_METADATA = "model.json"
 TRAIN_CONFIGS_DIR = Path(__file__).resolve().parents[3] / "configs" / "train"
 MODEL_NAMES = ("mlp", "cnn", "resnet", "autoencoder", "lstm", "gru", "transformer",
                "transformer_seq2seq")
@@ -91,8 +93,13 @@ class TrainConfig:
 
     def meets_target(self, figures: dict[str, float]) -> bool:
         """Whether `figures` (as evaluate_model returns) reach the target."""
-        value = figures[self.target_metric]
-        return value <= self.target if self.target_is_ceiling else value >= self.target
+        return reaches_target(figures[self.target_metric], self.target, self.target_metric)
+
+
+def reaches_target(value: float, target: float, metric: str) -> bool:
+    """The target rule, written once: an error metric (ERROR_METRICS) at most `target`,
+    any other at least `target`."""
+    return value <= target if metric in ERROR_METRICS else value >= target
 
 
 def available_configs() -> list[str]:

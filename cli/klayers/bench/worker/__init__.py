@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from klayers.bench.protocol import RECORD, Job, Ready, Record
 from klayers.bench.statistics import summarize
 from klayers.bench.suites import BASELINES
 
@@ -49,8 +50,8 @@ def main() -> None:
     # Frameworks print banners and warnings on stdout; keep it for the protocol alone.
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    job = json.load(sys.stdin)
-    settings = job["settings"]
+    job = Job.from_json(sys.stdin.read())
+    settings = job.settings
     if settings.get("cores") and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, settings["cores"])
 
@@ -64,17 +65,16 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(settings["threads"])
-    devices = sorted({measurement["device"] for measurement in job["measurements"]})
-    emit(protocol, {
-        "event": "ready",
-        "backend": backend,
-        "keras_version": keras.__version__,
-        "backend_version": _backend_version(backend),
-        "peak_gflops": {device: peak_gflops(device) for device in devices},
-    })
-    for group in groups(job["measurements"]):
+    devices = sorted({measurement["device"] for measurement in job.measurements})
+    emit(protocol, Ready(
+        backend=backend,
+        keras_version=keras.__version__,
+        backend_version=_backend_version(backend),
+        peak_gflops={device: peak_gflops(device) for device in devices},
+    ).to_dict())
+    for group in groups(job.measurements):
         for record in measure_group(group, settings):
-            emit(protocol, {"event": "record", **record})
+            emit(protocol, {"event": RECORD, **record})
 
 
 def emit(stream: Any, event: dict[str, Any]) -> None:
@@ -207,24 +207,7 @@ def measure_group(jobs: list[dict[str, Any]], settings: dict[str, Any]) -> list[
 def _empty_record(job: dict[str, Any]) -> dict[str, Any]:
     import keras
 
-    return {
-        "index": job["index"],
-        "implementation": job["implementation"],
-        "backend": keras.backend.backend(),
-        "device": job["device"],
-        "dtype": job["dtype"],
-        "mode": job["mode"],
-        "batch_size": job["batch_size"],
-        "status": "ok",
-        "error": None,
-        "first_call_s": None,
-        "latency_ms": None,
-        "rounds": 0,
-        "throughput": None,
-        "peak_memory_mb": None,
-        "jit_compile": None,
-        "paired_speedup": None,
-    }
+    return Record.empty(job, keras.backend.backend()).to_dict()
 
 
 def _failure(error: Exception) -> dict[str, Any]:

@@ -33,14 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from klayers.bench.results import write_atomic
+from klayers.process import write_atomic
 from klayers.train.datasets import Dataset
-from klayers.train.setups import TrainConfig, evaluate_model, prepare_dataset
+from klayers.train.setups import MODEL_METADATA, TrainConfig, evaluate_model, prepare_dataset
 
 BATCH_EVENT_INTERVAL_S = 0.1  # progress updates: often enough for a bar, cheap for the step
 CHECKPOINT = "checkpoint.json"
 MODEL_FILE = "model.keras"
-MODEL_METADATA = "model.json"
+
 HISTORY_FILE = "history.csv"
 
 
