@@ -162,3 +162,23 @@ def test_machine_info_records_thread_settings(monkeypatch):
     assert machine["threads"]["OMP_NUM_THREADS"] == "3"
     assert set(machine["threads"]) == set(environment.THREAD_VARIABLES)
     assert 0 < machine["usable_cores"] <= machine["logical_cores"]
+
+
+def test_backend_is_repeatable_comma_separated_or_all_on_every_command():
+    from klayers.main import _backend_list
+
+    assert _backend_list(None, None, ()) is None
+    assert _backend_list(None, None, ("jax", "torch")) == "jax,torch"
+    assert _backend_list(None, None, ("jax, torch",)) == "jax,torch"
+    assert _backend_list(None, None, ("jax", "ALL")) == "all"
+    result = CliRunner().invoke(cli, ["bench", "--backend", "jax,theano"])
+    assert result.exit_code != 0
+    assert "unknown backend 'theano'" in result.output
+
+
+@pytest.mark.parametrize("command", ["bench", "train", "evaluate"])
+def test_threads_must_be_positive_on_every_command(command, tmp_path):
+    args = {"bench": [], "train": ["mlp"], "evaluate": [str(tmp_path / "model.keras")]}[command]
+    result = CliRunner().invoke(cli, [command, *args, "--threads", "0"])
+    assert result.exit_code != 0
+    assert result.output.strip() == "Error: --threads must be a positive integer, received 0"
