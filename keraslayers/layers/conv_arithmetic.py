@@ -177,3 +177,14 @@ def to_channels_first_axes(rank: int) -> tuple[int, ...]:
 def to_channels_last_axes(rank: int) -> tuple[int, ...]:
     """The transpose of `(batch, channels, *spatial)` to `(batch, *spatial, channels)`."""
     return (0, *range(2, rank + 2), 1)
+
+
+def first_spatial_axis(data_format: str) -> int:
+    """The axis of the first spatial size: 1 in `(batch, *spatial, channels)`, 2 in
+    `(batch, channels, *spatial)`."""
+    return 1 if data_format == "channels_last" else 2
+
+
+def spatial_sizes(shape, data_format: str) -> tuple:
+    """The spatial sizes of a `(batch, *spatial, channels)` shape, or channels first."""
+    return tuple(shape[1:-1]) if data_format == "channels_last" else tuple(shape[2:])

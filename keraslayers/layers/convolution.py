@@ -22,10 +22,12 @@ from keraslayers.layers.conv_arithmetic import (
     deconv_crop,
     deconv_output_length,
     effective_window,
+    first_spatial_axis,
     normalize_data_format,
     normalize_padding,
     normalize_tuple,
     phase_decomposition,
+    spatial_sizes,
     tap_slices,
     to_channels_first_axes,
     to_channels_last_axes,
@@ -95,7 +97,7 @@ def _depthwise_by_taps(inputs, kernel, strides, padding, dilation_rate, data_for
     Elementwise work only: XLA's CPU grouped convolution, and its gradients above all, ran 10
     to 50 times slower than this (3x3 "same" on 32x32x32x32 and 16x56x56x128).
     """
-    first = 1 if data_format == "channels_last" else 2
+    first = first_spatial_axis(data_format)
     plans = [
         tap_slices(n, k, padding, s, d)
         for n, k, s, d in zip(
@@ -184,7 +186,7 @@ class _Convolution(keras.layers.Layer):
         (channels,) = validation.known_sizes(
             self, input_shape, [self._channel_axis % len(input_shape)]
         )
-        self._output_spatial_shape(self._spatial_shape(input_shape))
+        self._output_spatial_shape(spatial_sizes(input_shape, self.data_format))
         self._create_weights(channels)
         self.bias = None
         if self.use_bias:
@@ -205,13 +207,10 @@ class _Convolution(keras.layers.Layer):
     def _output_channels(self, channels):
         return self.filters
 
-    def _spatial_shape(self, shape) -> tuple:
-        return tuple(shape[1:-1]) if self.data_format == "channels_last" else tuple(shape[2:])
-
     def _knows_output_sizes(self, input_shape) -> bool:
         """Whether every output size is known (and the input fits the window): formulations
         that slice taps or phases statically need them."""
-        return None not in self._output_spatial_shape(self._spatial_shape(input_shape))
+        return None not in self._output_spatial_shape(spatial_sizes(input_shape, self.data_format))
 
     def _output_spatial_shape(self, spatial_shape) -> tuple:
         """Forward convolutions; a "valid" kernel must fit in the input."""
@@ -230,7 +229,7 @@ class _Convolution(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         channels = input_shape[self._channel_axis]
         output_channels = None if channels is None else self._output_channels(channels)
-        spatial = self._output_spatial_shape(self._spatial_shape(input_shape))
+        spatial = self._output_spatial_shape(spatial_sizes(input_shape, self.data_format))
         if self.data_format == "channels_last":
             return (input_shape[0], *spatial, output_channels)
         return (input_shape[0], output_channels, *spatial)
@@ -327,7 +326,7 @@ class _Conv(_Convolution):
         padding = self.padding
         if padding == "causal":
             # Pad the start of the time axis only, so output t sees inputs <= t.
-            time_axis = 1 if self.data_format == "channels_last" else 2
+            time_axis = first_spatial_axis(self.data_format)
             widths = [(0, 0)] * 3
             widths[time_axis] = ((self.kernel_size[0] - 1) * self.dilation_rate[0], 0)
             inputs = ops.pad(inputs, widths)
@@ -345,7 +344,7 @@ class _Conv(_Convolution):
     def _can_fold_depth(self, input_shape) -> bool:
         """Whether `_depth_folded_convolution` computes this layer on inputs of this shape:
         channels-last 3D, one group, the sizes known (the taps are sliced statically)."""
-        spatial = self._output_spatial_shape(self._spatial_shape(input_shape))
+        spatial = self._output_spatial_shape(spatial_sizes(input_shape, self.data_format))
         return (
             self.rank == 3 and self.groups == 1 and self.data_format == "channels_last"
             and None not in spatial
@@ -833,7 +832,7 @@ class _ConvTranspose(_Convolution):
         )
 
     def call(self, inputs, training=None):
-        spatial = self._spatial_shape(inputs.shape)
+        spatial = spatial_sizes(inputs.shape, self.data_format)
         chosen = conv_transpose_formulation(self.rank, training)
         if chosen == "phases" and None not in spatial:
             return self._bias_and_activation(self._phase_convolution(inputs, spatial))
@@ -881,7 +880,7 @@ class _ConvTranspose(_Convolution):
             data_format=data_format,
             dilation_rate=self.dilation_rate,
         )
-        first = 1 if data_format == "channels_last" else 2
+        first = first_spatial_axis(data_format)
         index = [slice(None)] * (self.rank + 2)
         widths = [(0, 0)] * (self.rank + 2)
         for axis, (before, after) in enumerate(self._crops, start=first):
@@ -919,7 +918,7 @@ class _ConvTranspose(_Convolution):
         ]
         taps = [plan[0] for plan in plans]
         kernel = self._phase_kernel(taps)
-        first = 1 if self.data_format == "channels_last" else 2
+        first = first_spatial_axis(self.data_format)
         index = [slice(None)] * (rank + 2)
         widths = [(0, 0)] * (rank + 2)
         for axis, (_, before, after, _) in enumerate(plans, start=first):

@@ -22,11 +22,13 @@ from keraslayers.layers import formulation
 from keraslayers.layers.conv_arithmetic import (
     check_window_fits,
     conv_output_length,
+    first_spatial_axis,
     normalize_data_format,
     normalize_padding,
     normalize_tuple,
     same_padding,
     same_window_counts,
+    spatial_sizes,
     to_channels_first_axes,
     to_channels_last_axes,
 )
@@ -80,7 +82,7 @@ def _layout(spatial_rank: int, data_format: str) -> str:
     return f"({', '.join(('batch', *axes))})"
 
 
-def _spatial_shape(layer, input_shape, spatial_rank: int, data_format: str) -> tuple:
+def _rank_checked_spatial_sizes(layer, input_shape, spatial_rank: int, data_format: str) -> tuple:
     """The spatial sizes of `input_shape` (None where unknown), after checking its rank."""
     if len(input_shape) != spatial_rank + 2:
         raise ValueError(
@@ -88,8 +90,7 @@ def _spatial_shape(layer, input_shape, spatial_rank: int, data_format: str) -> t
             f"{_layout(spatial_rank, data_format)} with data_format={data_format!r}, "
             f"received an input of shape {tuple(input_shape)} (rank {len(input_shape)})."
         )
-    spatial = input_shape[1:-1] if data_format == "channels_last" else input_shape[2:]
-    return tuple(spatial)
+    return spatial_sizes(input_shape, data_format)
 
 
 class _Pooling(keras.layers.Layer):
@@ -112,13 +113,15 @@ class _Pooling(keras.layers.Layer):
         self.data_format = normalize_data_format(self, data_format)
         self.built = True
 
-    def _checked_spatial_shape(self, input_shape) -> tuple:
-        spatial = _spatial_shape(self, input_shape, self.spatial_rank, self.data_format)
+    def _checked_spatial_sizes(self, input_shape) -> tuple:
+        spatial = _rank_checked_spatial_sizes(
+            self, input_shape, self.spatial_rank, self.data_format
+        )
         check_window_fits(self, spatial, self.pool_size, self.padding, what="pool window")
         return spatial
 
     def call(self, inputs, training=None):
-        spatial = self._checked_spatial_shape(inputs.shape)
+        spatial = self._checked_spatial_sizes(inputs.shape)
         if self.spatial_rank == 3 and ops.dtype(inputs) in ("float16", "bfloat16"):
             # TensorFlow's CPU kernels lack float16 MaxPool3D and AvgPool3D, torch's CPU
             # lacks 16-bit avg_pool3d: pool in float32 (exact for the max, no worse for the
@@ -235,7 +238,7 @@ class _Pooling(keras.layers.Layer):
     def _same_pad_width(self, spatial, pooling) -> list[tuple[int, int]]:
         """`ops.pad`'s widths for "same" padding of an input in `pooling["data_format"]`."""
         pool_size, strides = pooling["pool_size"], pooling["strides"]
-        first = 1 if pooling["data_format"] == "channels_last" else 2
+        first = first_spatial_axis(pooling["data_format"])
         widths = [(0, 0)] * (len(pool_size) + 2)
         for axis, (length, window, stride) in enumerate(
             zip(spatial, pool_size, strides, strict=True), start=first
@@ -251,7 +254,7 @@ class _Pooling(keras.layers.Layer):
         """
         pool_size, strides = pooling["pool_size"], pooling["strides"]
         rank = len(pool_size)
-        first = 1 if pooling["data_format"] == "channels_last" else 2
+        first = first_spatial_axis(pooling["data_format"])
         if self.padding == "same":
             inputs = ops.pad(inputs, self._same_pad_width(spatial, pooling),
                              constant_values=pad_value)
@@ -320,7 +323,7 @@ class _Pooling(keras.layers.Layer):
         each axis rescales by `pool / count` on its own.
         """
         pool_size, strides = pooling["pool_size"], pooling["strides"]
-        first = 1 if pooling["data_format"] == "channels_last" else 2
+        first = first_spatial_axis(pooling["data_format"])
         for axis, (length, window, stride) in enumerate(zip(spatial, pool_size, strides,
                                                             strict=True)):
             counts = same_window_counts(length, window, stride)
@@ -334,7 +337,7 @@ class _Pooling(keras.layers.Layer):
         return outputs
 
     def compute_output_shape(self, input_shape):
-        spatial = self._checked_spatial_shape(input_shape)
+        spatial = self._checked_spatial_sizes(input_shape)
         pooled = tuple(
             conv_output_length(length, window, self.padding, stride)
             for length, window, stride in zip(spatial, self.pool_size, self.strides, strict=True)
@@ -566,16 +569,16 @@ class _GlobalPooling(keras.layers.Layer):
         self.built = True
 
     def _spatial_axes(self) -> tuple[int, ...]:
-        first = 1 if self.data_format == "channels_last" else 2
+        first = first_spatial_axis(self.data_format)
         return tuple(range(first, first + self.spatial_rank))
 
     def call(self, inputs):
-        _spatial_shape(self, inputs.shape, self.spatial_rank, self.data_format)
+        _rank_checked_spatial_sizes(self, inputs.shape, self.spatial_rank, self.data_format)
         reduce = _REDUCTIONS[self.reduction]
         return reduce(inputs, axis=self._spatial_axes(), keepdims=self.keepdims)
 
     def compute_output_shape(self, input_shape):
-        _spatial_shape(self, input_shape, self.spatial_rank, self.data_format)
+        _rank_checked_spatial_sizes(self, input_shape, self.spatial_rank, self.data_format)
         kept = (1,) * self.spatial_rank if self.keepdims else ()
         if self.data_format == "channels_last":
             return (input_shape[0], *kept, input_shape[-1])
@@ -708,7 +711,7 @@ class GlobalAveragePooling1D(_GlobalPooling):
     def call(self, inputs, mask=None):
         if mask is None:
             return super().call(inputs)
-        _spatial_shape(self, inputs.shape, self.spatial_rank, self.data_format)
+        _rank_checked_spatial_sizes(self, inputs.shape, self.spatial_rank, self.data_format)
         (steps_axis,) = self._spatial_axes()
         # (batch, steps) -> (batch, steps, 1) or (batch, 1, steps): broadcast over channels.
         keep = ops.expand_dims(ops.cast(mask, "bool"), -1 if steps_axis == 1 else 1)
