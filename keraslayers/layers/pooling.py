@@ -382,7 +382,7 @@ class MaxPooling1D(_Pooling):
     Example:
         >>> import numpy as np, keraslayers as kl
         >>> x = np.array([[[1.0], [3.0], [2.0], [5.0], [4.0]]], "float32")
-        >>> kl.MaxPooling1D(2)(x)[0, :, 0].tolist()
+        >>> np.asarray(kl.MaxPooling1D(2)(x)[0, :, 0]).tolist()
         [3.0, 5.0]
     """
 
@@ -415,7 +415,7 @@ class MaxPooling2D(_Pooling):
     Example:
         >>> import numpy as np, keraslayers as kl
         >>> x = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
-        >>> kl.MaxPooling2D(2)(x)[0, :, :, 0].tolist()
+        >>> np.asarray(kl.MaxPooling2D(2)(x)[0, :, :, 0]).tolist()
         [[5.0, 7.0], [13.0, 15.0]]
     """
 
@@ -446,7 +446,7 @@ class MaxPooling3D(_Pooling):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.MaxPooling3D(2)(np.ones((1, 4, 4, 4, 3), "float32")).shape
+        >>> tuple(kl.MaxPooling3D(2)(np.ones((1, 4, 4, 4, 3), "float32")).shape)
         (1, 2, 2, 2, 3)
     """
 
@@ -480,7 +480,7 @@ class AveragePooling1D(_Pooling):
     Example:
         >>> import numpy as np, keraslayers as kl
         >>> x = np.array([[[1.0], [3.0], [2.0]]], "float32")
-        >>> kl.AveragePooling1D(2, padding="same")(x)[0, :, 0].tolist()
+        >>> np.asarray(kl.AveragePooling1D(2, padding="same")(x)[0, :, 0]).tolist()
         [2.0, 2.0]
     """
 
@@ -513,7 +513,7 @@ class AveragePooling2D(_Pooling):
     Example:
         >>> import numpy as np, keraslayers as kl
         >>> x = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
-        >>> kl.AveragePooling2D(2)(x)[0, :, :, 0].tolist()
+        >>> np.asarray(kl.AveragePooling2D(2)(x)[0, :, :, 0]).tolist()
         [[2.5, 4.5], [10.5, 12.5]]
     """
 
@@ -545,7 +545,7 @@ class AveragePooling3D(_Pooling):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.AveragePooling3D(2, padding="same")(np.ones((1, 3, 3, 3, 2), "float32")).shape
+        >>> tuple(kl.AveragePooling3D(2, padding="same")(np.ones((1, 3, 3, 3, 2), "float32")).shape)
         (1, 2, 2, 2, 2)
     """
 
@@ -608,7 +608,8 @@ class GlobalMaxPooling1D(_GlobalPooling):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.GlobalMaxPooling1D()(np.array([[[1.0, 4.0], [3.0, 2.0]]], "float32")).tolist()
+        >>> y = kl.GlobalMaxPooling1D()(np.array([[[1.0, 4.0], [3.0, 2.0]]], "float32"))
+        >>> np.asarray(y).tolist()
         [[3.0, 4.0]]
     """
 
@@ -635,7 +636,7 @@ class GlobalMaxPooling2D(_GlobalPooling):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.GlobalMaxPooling2D(keepdims=True)(np.ones((2, 5, 4, 3), "float32")).shape
+        >>> tuple(kl.GlobalMaxPooling2D(keepdims=True)(np.ones((2, 5, 4, 3), "float32")).shape)
         (2, 1, 1, 3)
     """
 
@@ -662,7 +663,7 @@ class GlobalMaxPooling3D(_GlobalPooling):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.GlobalMaxPooling3D()(np.ones((2, 3, 4, 5, 6), "float32")).shape
+        >>> tuple(kl.GlobalMaxPooling3D()(np.ones((2, 3, 4, 5, 6), "float32")).shape)
         (2, 6)
     """
 
@@ -697,7 +698,8 @@ class GlobalAveragePooling1D(_GlobalPooling):
     Example:
         >>> import numpy as np, keraslayers as kl
         >>> x = np.array([[[1.0], [3.0], [8.0]]], "float32")
-        >>> kl.GlobalAveragePooling1D()(x, mask=np.array([[True, True, False]])).tolist()
+        >>> y = kl.GlobalAveragePooling1D()(x, mask=np.array([[True, True, False]]))
+        >>> np.asarray(y).tolist()
         [[2.0]]
     """
 
@@ -742,7 +744,7 @@ class GlobalAveragePooling2D(_GlobalPooling):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.GlobalAveragePooling2D()(np.ones((2, 5, 4, 3), "float32")).shape
+        >>> tuple(kl.GlobalAveragePooling2D()(np.ones((2, 5, 4, 3), "float32")).shape)
         (2, 3)
     """
 
@@ -769,8 +771,9 @@ class GlobalAveragePooling3D(_GlobalPooling):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.GlobalAveragePooling3D(data_format="channels_first")(
-        ...     np.ones((2, 6, 3, 4, 5), "float32")).shape
+        >>> y = kl.GlobalAveragePooling3D(data_format="channels_first")(
+        ...     np.ones((2, 6, 3, 4, 5), "float32"))
+        >>> tuple(y.shape)
         (2, 6)
     """
 
