@@ -171,13 +171,6 @@ def _check_mask(layer, argument, mask, expected):
         )
 
 
-def _same_known(sizes, others):
-    """Whether two shapes agree wherever both sizes are known."""
-    return len(sizes) == len(others) and all(
-        a is None or b is None or a == b for a, b in zip(sizes, others, strict=True)
-    )
-
-
 def _and(a, b):
     return b if a is None else a if b is None else ops.logical_and(a, b)
 
@@ -617,14 +610,14 @@ class _ProjectedAttention(keras.layers.Layer):
                     f"rank, received query {tuple(query_shape)} and {name} {tuple(shape)}."
                 )
             validation.known_sizes(self, shape, [rank - 1])
-        if not _same_known(value_shape[1:-1], key_shape[1:-1]):
+        if not validation.shapes_agree(value_shape[1:-1], key_shape[1:-1]):
             raise ValueError(
                 f"{validation.describe(self)}: value and key must have the same positions "
                 f"(every axis but the last), received value {tuple(value_shape)} and key "
                 f"{tuple(key_shape)}."
             )
         layout = _Layout.of(self, rank, self._attention_axes_argument)
-        if not _same_known([query_shape[a] for a in layout.batch_axes],
+        if not validation.shapes_agree([query_shape[a] for a in layout.batch_axes],
                            [value_shape[a] for a in layout.batch_axes]):
             raise ValueError(
                 f"{validation.describe(self)}: query and value must agree on every axis not "

@@ -794,7 +794,7 @@ class RNN(keras.layers.Layer):
         expected = self._state_shapes(sequences_shape[0])
         received = [tuple(state.shape) for state in flat]
         fits = len(received) == len(expected) and all(
-            _compatible(r, e) for r, e in zip(received, expected, strict=True)
+            validation.shapes_agree(r, e) for r, e in zip(received, expected, strict=True)
         )
         if not fits:
             raise ValueError(
@@ -805,7 +805,7 @@ class RNN(keras.layers.Layer):
 
     def _check_mask(self, sequences_shape, mask):
         shape = tuple(mask.shape)
-        if not _compatible(shape, tuple(sequences_shape[:2])):
+        if not validation.shapes_agree(shape, tuple(sequences_shape[:2])):
             raise ValueError(
                 f"{validation.describe(self)}: the mask must have shape (batch, time) = "
                 f"{tuple(sequences_shape[:2])} to match the sequences of shape "
@@ -1008,13 +1008,6 @@ def _run_directions(layers, sequences, training):
         )
         for index, layer in enumerate(layers)
     ]
-
-
-def _compatible(shape, expected):
-    """Same rank, and the same size wherever both are known."""
-    return len(shape) == len(expected) and all(
-        a is None or b is None or a == b for a, b in zip(shape, expected, strict=True)
-    )
 
 
 def _broadcast_mask(keep, state):

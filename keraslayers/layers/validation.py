@@ -87,6 +87,13 @@ def axes(layer: keras.layers.Layer, axis, input_shape) -> list[int]:
     return sorted({int(a) % rank for a in requested})
 
 
+def shapes_agree(shape, other) -> bool:
+    """Whether two shapes have the same rank and the same size wherever both are known."""
+    return len(shape) == len(other) and all(
+        a is None or b is None or a == b for a, b in zip(shape, other, strict=True)
+    )
+
+
 def known_sizes(layer: keras.layers.Layer, input_shape, axes_: list[int]) -> tuple[int, ...]:
     """The sizes of `axes_`, which a weight's shape depends on, so they must be known."""
     sizes = tuple(input_shape[a] for a in axes_)
