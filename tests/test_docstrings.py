@@ -29,5 +29,5 @@ def test_every_layer_has_an_example():
     finder = doctest.DocTestFinder()
     for name in keraslayers.__all__:
         layer = getattr(keraslayers, name)
-        examples = [test for test in finder.find(layer) if test.name.endswith(f".{name}")]
+        examples = [test for test in finder.find(layer, name) if test.name == name]
         assert examples and examples[0].examples, f"{name} has no docstring example"

@@ -257,7 +257,7 @@ class SimpleRNNCell(_GatedCell):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.RNN(kl.SimpleRNNCell(4))(np.ones((2, 3, 5), "float32")).shape
+        >>> tuple(kl.RNN(kl.SimpleRNNCell(4))(np.ones((2, 3, 5), "float32")).shape)
         (2, 4)
     """
 
@@ -302,7 +302,7 @@ class LSTMCell(_GatedCell):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.RNN(kl.LSTMCell(4))(np.ones((2, 3, 5), "float32")).shape
+        >>> tuple(kl.RNN(kl.LSTMCell(4))(np.ones((2, 3, 5), "float32")).shape)
         (2, 4)
     """
 
@@ -382,7 +382,7 @@ class GRUCell(_GatedCell):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.RNN(kl.GRUCell(4))(np.ones((2, 3, 5), "float32")).shape
+        >>> tuple(kl.RNN(kl.GRUCell(4))(np.ones((2, 3, 5), "float32")).shape)
         (2, 4)
     """
 
@@ -508,7 +508,7 @@ class StackedRNNCells(keras.layers.Layer):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.RNN([kl.GRUCell(4), kl.GRUCell(3)])(np.ones((2, 5, 6), "float32")).shape
+        >>> tuple(kl.RNN([kl.GRUCell(4), kl.GRUCell(3)])(np.ones((2, 5, 6), "float32")).shape)
         (2, 3)
     """
 
@@ -694,7 +694,8 @@ class RNN(keras.layers.Layer):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.RNN(kl.LSTMCell(4), return_sequences=True)(np.ones((2, 3, 5), "float32")).shape
+        >>> y = kl.RNN(kl.LSTMCell(4), return_sequences=True)(np.ones((2, 3, 5), "float32"))
+        >>> tuple(y.shape)
         (2, 3, 4)
     """
 
@@ -1110,7 +1111,7 @@ class SimpleRNN(_CellRNN):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.SimpleRNN(4)(np.ones((2, 3, 5), "float32")).shape
+        >>> tuple(kl.SimpleRNN(4)(np.ones((2, 3, 5), "float32")).shape)
         (2, 4)
     """
 
@@ -1147,7 +1148,7 @@ class LSTM(_CellRNN):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.LSTM(4, return_sequences=True)(np.ones((2, 3, 5), "float32")).shape
+        >>> tuple(kl.LSTM(4, return_sequences=True)(np.ones((2, 3, 5), "float32")).shape)
         (2, 3, 4)
     """
 
@@ -1186,7 +1187,7 @@ class GRU(_CellRNN):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.GRU(4, reset_after=False)(np.ones((2, 3, 5), "float32")).shape
+        >>> tuple(kl.GRU(4, reset_after=False)(np.ones((2, 3, 5), "float32")).shape)
         (2, 4)
     """
 
@@ -1223,7 +1224,7 @@ class Bidirectional(keras.layers.Layer):
 
     Example:
         >>> import numpy as np, keraslayers as kl
-        >>> kl.Bidirectional(kl.GRU(4))(np.ones((2, 3, 5), "float32")).shape
+        >>> tuple(kl.Bidirectional(kl.GRU(4))(np.ones((2, 3, 5), "float32")).shape)
         (2, 8)
     """
 
