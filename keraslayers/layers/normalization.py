@@ -64,9 +64,9 @@ class LayerNormalization(keras.layers.Layer):
         Same as the input.
 
     Example:
-        >>> import numpy as np, keraslayers as kl
+        >>> import keras, numpy as np, keraslayers as kl
         >>> y = kl.LayerNormalization()(np.array([[1.0, 2.0, 3.0]], "float32"))
-        >>> np.round(np.asarray(y, "float64"), 3).tolist()
+        >>> np.round(keras.ops.convert_to_numpy(y).astype("float64"), 3).tolist()
         [[-1.224, 0.0, 1.224]]
     """
 
@@ -448,9 +448,9 @@ class RMSNormalization(keras.layers.Layer):
         Same as the input.
 
     Example:
-        >>> import numpy as np, keraslayers as kl
+        >>> import keras, numpy as np, keraslayers as kl
         >>> y = kl.RMSNormalization()(np.array([[3.0, 4.0]], "float32"))
-        >>> np.round(np.asarray(y, "float64"), 3).tolist()
+        >>> np.round(keras.ops.convert_to_numpy(y).astype("float64"), 3).tolist()
         [[0.849, 1.131]]
     """
 
