@@ -30,24 +30,24 @@ from klayers.main import cli
 # picks the behaviour: "Crash" exits with an error, "Hang" sleeps, anything else measures.
 FAKE_WORKER = textwrap.dedent("""
     import json, os, sys, time
-    from klayers.bench.protocol import Record
-    job = json.load(sys.stdin)
+    from klayers.bench.protocol import Job, Record
+    job = Job.from_json(sys.stdin.read())
     if os.environ.get("FAKE_BROKEN"):
         sys.exit("ImportError: fake broken install")
     print("a banner a framework printed")
     print(json.dumps({"event": "ready", "backend": os.environ["KERAS_BACKEND"],
                       "keras_version": "3.0", "backend_version": "1.0",
                       "peak_gflops": {"cpu:0": 100.0}}), flush=True)
-    for m in job["measurements"]:
-        if m["layer"] == "Crash":
-            print("Traceback: fake crash in", m["mode"], file=sys.stderr)
+    for m in job.measurements:
+        if m.layer == "Crash":
+            print("Traceback: fake crash in", m.mode, file=sys.stderr)
             sys.exit(3)
-        if m["layer"] == "Hang":
+        if m.layer == "Hang":
             time.sleep(600)
         latency = {"median": 2.0, "p25": 1.9, "p75": 2.1, "iqr": 0.2, "min": 1.8, "max": 3.0,
                    "count": 10}
         print(Record.empty(m, os.environ["KERAS_BACKEND"], status="ok", first_call_s=0.5,
-                           latency_ms=latency, rounds=10, throughput=m["batch_size"] / 0.002,
+                           latency_ms=latency, rounds=10, throughput=m.batch_size / 0.002,
                            peak_memory_mb=1.0, jit_compile=True).to_json(), flush=True)
 """)
 
@@ -512,15 +512,17 @@ def test_a_step_failing_midway_fails_itself_and_the_others_go_on():
 
 def test_measurements_of_one_case_are_grouped_and_others_are_not():
     from klayers.bench import worker
+    from klayers.bench.protocol import MeasurementJob
 
     def job(implementation, mode="predict", batch=4):
-        return {"layer": "Dense", "config": {"units": 8}, "input_shape": [16],
-                "device": "cpu:0", "dtype": "float32", "mode": mode, "batch_size": batch,
-                "implementation": implementation}
+        return MeasurementJob(index=0, layer="Dense", kind="layer", keras_name="Dense",
+                              config={"units": 8}, input_shape=[16], input_dtype="float32",
+                              device="cpu:0", dtype="float32", mode=mode, batch_size=batch,
+                              implementation=implementation)
 
     jobs = [job("keraslayers"), job("keras"), job("keraslayers", "train"), job("keras", "train"),
             job("keraslayers", batch=8)]
-    assert [[j["implementation"] for j in group] for group in worker.groups(jobs)] == [
+    assert [[j.implementation for j in group] for group in worker.groups(jobs)] == [
         ["keraslayers", "keras"], ["keraslayers", "keras"], ["keraslayers"]]
 
 
@@ -540,20 +542,24 @@ def test_the_ratio_to_a_baseline_is_the_paired_one_when_there_is_one():
 
 
 def test_training_step_of_a_layer_without_weights_runs_its_backward_pass():
-    from klayers.bench import worker
+    from dataclasses import replace
 
-    job = {"implementation": "keraslayers", "layer": "MaxPooling2D", "keras_name": "MaxPooling2D",
-           "kind": "catalog", "config": {"pool_size": 2}, "input_shape": [4, 4, 2],
-           "input_dtype": "float32", "dtype": "float32", "mode": "train", "batch_size": 2}
+    from klayers.bench import worker
+    from klayers.bench.protocol import MeasurementJob
+
+    job = MeasurementJob(
+        implementation="keraslayers", layer="MaxPooling2D", keras_name="MaxPooling2D",
+        kind="catalog", config={"pool_size": 2}, input_shape=[4, 4, 2], input_dtype="float32",
+        dtype="float32", mode="train", batch_size=2, index=0, device="cpu:0")
     model, _, _ = worker._keras_model(job)
     # The learned input scale is the only weight: its gradient flows back through the pooling.
     assert [weight.name for weight in model.trainable_weights] == ["scale"]
-    model, _, _ = worker._keras_model({**job, "mode": "predict"})
+    model, _, _ = worker._keras_model(replace(job, mode="predict"))
     assert not model.weights
     # A layer whose output ignores its input's values has no training step to time.
     with pytest.raises(worker._Skipped, match="shape alone"):
-        worker._keras_model({**job, "layer": "SinePositionEncoding", "keras_name": None,
-                             "config": {}, "input_shape": [4, 2]})
+        worker._keras_model(replace(job, layer="SinePositionEncoding", keras_name=None,
+                                    config={}, input_shape=[4, 2]))
 
 
 def test_implementations_of_a_case_read_the_same_input_tensors(monkeypatch):
@@ -565,9 +571,12 @@ def test_implementations_of_a_case_read_the_same_input_tensors(monkeypatch):
     job = {"layer": "GlobalMaxPooling2D", "keras_name": "GlobalMaxPooling2D", "kind": "catalog",
            "config": {}, "input_shape": [4, 4, 2], "input_dtype": "float32", "index": 0,
            "dtype": "float32", "mode": "predict", "batch_size": 2, "device": "cpu:0"}
-    jobs = [{**job, "implementation": "keraslayers"}, {**job, "implementation": "keras"}]
-    records = worker.measure_group(jobs, {"min_time": 0.01, "min_rounds": 2,
-                                          "torch_compile": False})
+    from klayers.bench.protocol import MeasurementJob, WorkerSettings
+
+    jobs = [MeasurementJob(**job, implementation="keraslayers"),
+            MeasurementJob(**job, implementation="keras")]
+    records = worker.measure_group(jobs, WorkerSettings(min_time=0.01, min_rounds=2,
+                                                        torch_compile=False))
     assert [record["status"] for record in records] == ["ok", "ok"]
     # Drawn and converted once, for both: the two layers read the very same buffer.
     assert drawn == [[(4, 4, 2)]]

@@ -18,19 +18,64 @@ EVENTS = (READY, RECORD)
 
 
 @dataclass
+class WorkerSettings:
+    """The run's settings the worker needs (bench.run's Settings.to_job)."""
+
+    min_time: float
+    min_rounds: int
+    threads: int | None = None
+    cores: list[int] | None = None
+    torch_compile: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkerSettings:
+        return cls(**data)
+
+
+@dataclass
+class MeasurementJob:
+    """One measurement as the worker gets it (bench.suites's Measurement.to_job)."""
+
+    index: int
+    layer: str
+    kind: str
+    keras_name: str | None
+    config: dict[str, Any]
+    input_shape: list
+    input_dtype: str
+    implementation: str
+    device: str
+    dtype: str
+    mode: str
+    batch_size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MeasurementJob:
+        return cls(**data)
+
+
+@dataclass
 class Job:
     """The whole job: the run's settings and the measurements, as bench.suites writes them."""
 
-    settings: dict[str, Any]
-    measurements: list[dict[str, Any]]
+    settings: WorkerSettings
+    measurements: list[MeasurementJob]
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
+        return json.dumps({"settings": self.settings.to_dict(),
+                           "measurements": [m.to_dict() for m in self.measurements]})
 
     @classmethod
     def from_json(cls, text: str) -> Job:
         data = json.loads(text)
-        return cls(settings=data["settings"], measurements=data["measurements"])
+        return cls(settings=WorkerSettings.from_dict(data["settings"]),
+                   measurements=[MeasurementJob.from_dict(m) for m in data["measurements"]])
 
 
 @dataclass
@@ -81,11 +126,11 @@ class Record:
     paired_speedup: dict[str, float] | None = None
 
     @classmethod
-    def empty(cls, measurement: dict[str, Any], backend: str, **figures: Any) -> Record:
+    def empty(cls, measurement: MeasurementJob, backend: str, **figures: Any) -> Record:
         """The record of `measurement` (a job's entry) before anything is measured."""
-        return cls(index=measurement["index"], implementation=measurement["implementation"],
-                   backend=backend, device=measurement["device"], dtype=measurement["dtype"],
-                   mode=measurement["mode"], batch_size=measurement["batch_size"], **figures)
+        return cls(index=measurement.index, implementation=measurement.implementation,
+                   backend=backend, device=measurement.device, dtype=measurement.dtype,
+                   mode=measurement.mode, batch_size=measurement.batch_size, **figures)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

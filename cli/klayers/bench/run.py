@@ -80,7 +80,8 @@ def _run_worker(
     command: list[str],
 ) -> list[Measurement]:
     """Runs one worker over `remaining`; returns what is left when it fails midway."""
-    job = protocol.Job(settings.to_job(), [m.to_job() for m in remaining])
+    job = protocol.Job(protocol.WorkerSettings.from_dict(settings.to_job()),
+                       [protocol.MeasurementJob.from_dict(m.to_job()) for m in remaining])
     with process.stderr_file() as stderr:
         try:
             worker = process.spawn(command, worker_environment(backend, settings), stderr)

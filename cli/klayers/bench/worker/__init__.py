@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from klayers.bench.protocol import RECORD, Job, Ready, Record
+from klayers.bench.protocol import RECORD, Job, MeasurementJob, Ready, Record, WorkerSettings
 from klayers.bench.statistics import summarize
 from klayers.bench.suites import BASELINES
 
@@ -52,8 +52,8 @@ def main() -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     job = Job.from_json(sys.stdin.read())
     settings = job.settings
-    if settings.get("cores") and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, settings["cores"])
+    if settings.cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, settings.cores)
 
     import keras
 
@@ -61,11 +61,11 @@ def main() -> None:
 
     keras.utils.set_random_seed(0)
     backend = keras.backend.backend()
-    if backend == "torch" and settings.get("threads"):
+    if backend == "torch" and settings.threads:
         import torch
 
-        torch.set_num_threads(settings["threads"])
-    devices = sorted({measurement["device"] for measurement in job.measurements})
+        torch.set_num_threads(settings.threads)
+    devices = sorted({measurement.device for measurement in job.measurements})
     emit(protocol, Ready(
         backend=backend,
         keras_version=keras.__version__,
@@ -157,7 +157,7 @@ def _wait(value: Any) -> None:
         value[(0,) * len(value.shape)].numpy()
 
 
-def measure_group(jobs: list[dict[str, Any]], settings: dict[str, Any]) -> list[dict[str, Any]]:
+def measure_group(jobs: list[MeasurementJob], settings: WorkerSettings) -> list[dict[str, Any]]:
     """Measures implementations of one case side by side; a record each, never an exception.
 
     Each is built, called once (compile) and warmed up on its own, then all are timed in
@@ -172,16 +172,16 @@ def measure_group(jobs: list[dict[str, Any]], settings: dict[str, Any]) -> list[
     shared_inputs: dict[tuple, list[Any]] = {}
     steps: dict[int, Callable[[], None]] = {}
     step_estimates: dict[int, float] = {}
-    with _device_scope(jobs[0]["device"]):
+    with _device_scope(jobs[0].device):
         for position, job in enumerate(jobs):
-            memory = _MemoryMeter(job["device"])
+            memory = _MemoryMeter(job.device)
             try:
-                if job["implementation"] == "native":
+                if job.implementation == "native":
                     step, records[position]["jit_compile"] = _native_step(job, settings)
                 else:
                     step, records[position]["jit_compile"] = _keras_step(
                         job, settings, shared_inputs)
-                first_call, step_estimates[position] = _warm_up(step, settings["min_time"])
+                first_call, step_estimates[position] = _warm_up(step, settings.min_time)
             except Exception as error:  # noqa: BLE001  (any failure of a case is that case's result)
                 records[position].update(_failure(error))
                 continue
@@ -189,14 +189,14 @@ def measure_group(jobs: list[dict[str, Any]], settings: dict[str, Any]) -> list[
             records[position].update(first_call_s=first_call,
                                      peak_memory_mb=memory.peak_growth_mb())
         samples, block_medians, failures = _time_interleaved(
-            steps, step_estimates, settings["min_time"], settings["min_rounds"])
+            steps, step_estimates, settings.min_time, settings.min_rounds)
     for position, error in failures.items():
         records[position].update(_failure(error))
     for position, times in samples.items():
         latency = summarize([seconds * 1e3 for seconds in times])
-        throughput = jobs[position]["batch_size"] / (latency["median"] / 1e3)
+        throughput = jobs[position].batch_size / (latency["median"] / 1e3)
         records[position].update(latency_ms=latency, rounds=len(times), throughput=throughput)
-    ours = block_medians.get(0) if jobs[0]["implementation"] not in BASELINES else None
+    ours = block_medians.get(0) if jobs[0].implementation not in BASELINES else None
     for position, medians in block_medians.items():
         if ours and position != 0:
             records[position]["paired_speedup"] = summarize(
@@ -204,7 +204,7 @@ def measure_group(jobs: list[dict[str, Any]], settings: dict[str, Any]) -> list[
     return records
 
 
-def _empty_record(job: dict[str, Any]) -> dict[str, Any]:
+def _empty_record(job: MeasurementJob) -> dict[str, Any]:
     import keras
 
     return Record.empty(job, keras.backend.backend()).to_dict()
@@ -217,15 +217,15 @@ def _failure(error: Exception) -> dict[str, Any]:
     return {"status": "error", "error": message[:500]}
 
 
-def group_key(job: dict[str, Any]) -> tuple:
+def group_key(job: MeasurementJob) -> tuple:
     """What a case's implementations share: they are measured together (`measure_group`)."""
-    return (job["layer"], json.dumps(job["config"], sort_keys=True), str(job["input_shape"]),
-            job["device"], job["dtype"], job["mode"], job["batch_size"])
+    return (job.layer, json.dumps(job.config, sort_keys=True), str(job.input_shape),
+            job.device, job.dtype, job.mode, job.batch_size)
 
 
-def groups(jobs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def groups(jobs: list[MeasurementJob]) -> list[list[MeasurementJob]]:
     """The job's measurements cut into runs of consecutive ones with the same `group_key`."""
-    grouped: list[list[dict[str, Any]]] = []
+    grouped: list[list[MeasurementJob]] = []
     for job in jobs:
         if grouped and group_key(grouped[-1][-1]) == group_key(job):
             grouped[-1].append(job)
@@ -291,14 +291,14 @@ def _time_interleaved(
     return samples, medians, failures
 
 
-def _inputs(job: dict[str, Any], shapes: list[tuple[int, ...]], dtype: str) -> list[Any]:
+def _inputs(job: MeasurementJob, shapes: list[tuple[int, ...]], dtype: str) -> list[Any]:
     import numpy as np
 
     rng = np.random.default_rng(0)
-    batch = job["batch_size"]
+    batch = job.batch_size
     if dtype.startswith("int"):
         # Indices for an Embedding must lie below its input_dim.
-        high = job["config"].get("input_dim", 2)
+        high = job.config.get("input_dim", 2)
         return [rng.integers(0, high, size=(batch, *shape)).astype(dtype) for shape in shapes]
     return [rng.standard_normal((batch, *shape)).astype(dtype) for shape in shapes]
 
@@ -309,19 +309,19 @@ def _input_shapes(input_shape: list) -> list[tuple[int, ...]]:
     return [tuple(input_shape)]
 
 
-def _layer_class(job: dict[str, Any]) -> type:
+def _layer_class(job: MeasurementJob) -> type:
     import keras
 
     import keraslayers
 
-    if job["implementation"] == "keraslayers":
-        return getattr(keraslayers, job["layer"])
-    if job["implementation"] == "custom":
-        module_name, _, class_name = job["layer"].partition(":")
+    if job.implementation == "keraslayers":
+        return getattr(keraslayers, job.layer)
+    if job.implementation == "custom":
+        module_name, _, class_name = job.layer.partition(":")
         return getattr(importlib.import_module(module_name), class_name)
-    if not hasattr(keras.layers, job["keras_name"] or ""):
-        raise _Skipped(f"keras.layers has no {job['keras_name']}")
-    return getattr(keras.layers, job["keras_name"])
+    if not hasattr(keras.layers, job.keras_name or ""):
+        raise _Skipped(f"keras.layers has no {job.keras_name}")
+    return getattr(keras.layers, job.keras_name)
 
 
 def _with_keras_inner_layers(config: Any) -> Any:
@@ -346,38 +346,38 @@ def _with_keras_inner_layers(config: Any) -> Any:
     return swapped
 
 
-def _keras_model(job: dict[str, Any]) -> tuple[Any, list[tuple[int, ...]], str]:
+def _keras_model(job: MeasurementJob) -> tuple[Any, list[tuple[int, ...]], str]:
     """The model to time, the input shapes without batch, and the input dtype."""
     import keras
 
-    if job["implementation"] == "model":
-        if job["dtype"] != "float32":
+    if job.implementation == "model":
+        if job.dtype != "float32":
             raise _Skipped("a saved model runs in the dtype it was saved with (float32 here)")
-        model = keras.saving.load_model(job["layer"], compile=False)
+        model = keras.saving.load_model(job.layer, compile=False)
         shapes = [tuple(tensor.shape[1:]) for tensor in model.inputs]
         if any(size is None for shape in shapes for size in shape):
-            raise ValueError(f"{job['layer']}: inputs {shapes} have unknown sizes")
+            raise ValueError(f"{job.layer}: inputs {shapes} have unknown sizes")
         return model, shapes, model.inputs[0].dtype
-    if job["mode"] == "train" and job["layer"] in SHAPE_ONLY:
-        raise _Skipped(f"{job['layer']}'s output depends on its input's shape alone: "
+    if job.mode == "train" and job.layer in SHAPE_ONLY:
+        raise _Skipped(f"{job.layer}'s output depends on its input's shape alone: "
                        "a training step has nothing to differentiate")
-    shapes = _input_shapes(job["input_shape"])
-    config = job["config"]
-    if job["implementation"] == "keras":
+    shapes = _input_shapes(job.input_shape)
+    config = job.config
+    if job.implementation == "keras":
         config = _with_keras_inner_layers(config)
-    layer = _layer_class(job).from_config({**config, "dtype": job["dtype"]})
-    inputs = [keras.Input(shape, dtype=job["input_dtype"]) for shape in shapes]
+    layer = _layer_class(job).from_config({**config, "dtype": job.dtype})
+    inputs = [keras.Input(shape, dtype=job.input_dtype) for shape in shapes]
     arguments = inputs
-    if job["keras_name"] in SELF_ATTENTION and len(inputs) == 1:
+    if job.keras_name in SELF_ATTENTION and len(inputs) == 1:
         # Keras's attention layers need a query and a value: self-attention passes the
         # input as both, to ours as well, so that both do the same work.
         arguments = [inputs[0], inputs[0]]
 
     def call(arguments: list) -> Any:
-        return layer(arguments) if job["keras_name"] in LIST_INPUTS else layer(*arguments)
+        return layer(arguments) if job.keras_name in LIST_INPUTS else layer(*arguments)
 
     outputs = call(arguments)
-    if (job["mode"] == "train" and not layer.trainable_weights
+    if (job.mode == "train" and not layer.trainable_weights
             and all(str(tensor.dtype).startswith("float") for tensor in arguments)):
         # A training step of a layer without weights must still run its backward pass, as in
         # any model with weights before it: a learned scalar scales the input (on both sides,
@@ -386,7 +386,7 @@ def _keras_model(job: dict[str, Any]) -> tuple[Any, list[tuple[int, ...]], str]:
         outputs = call([scale(tensor) for tensor in arguments])
     if isinstance(outputs, (list, tuple)):  # return_state and the like: time the main output
         outputs = outputs[0]
-    return keras.Model(inputs, outputs), shapes, job["input_dtype"]
+    return keras.Model(inputs, outputs), shapes, job.input_dtype
 
 
 def _input_scale_layer() -> Any:
@@ -403,7 +403,7 @@ def _input_scale_layer() -> Any:
     return InputScale(name="input_scale")
 
 
-def _keras_step(job: dict[str, Any], settings: dict[str, Any],
+def _keras_step(job: MeasurementJob, settings: WorkerSettings,
                 shared_inputs: dict[tuple, list[Any]]) -> tuple[Callable[[], None], Any]:
     """A predict or train step through Keras's own compiled functions, and its jit setting.
 
@@ -414,7 +414,7 @@ def _keras_step(job: dict[str, Any], settings: dict[str, Any],
     import numpy as np
 
     model, shapes, input_dtype = _keras_model(job)
-    jit = True if keras.backend.backend() == "torch" and settings["torch_compile"] else "auto"
+    jit = True if keras.backend.backend() == "torch" and settings.torch_compile else "auto"
     model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse", jit_compile=jit)
     # Converted once, here, so that the timed steps copy nothing from the host.
     key = (tuple(shapes), input_dtype)
@@ -425,41 +425,41 @@ def _keras_step(job: dict[str, Any], settings: dict[str, Any],
     x = arrays[0] if len(arrays) == 1 else arrays
     # The output's shape comes from the symbolic model: on torch, a predict_on_batch call
     # before train_on_batch leaves the model without gradients (Keras 3.15).
-    output_shape = (job["batch_size"], *model.outputs[0].shape[1:])
+    output_shape = (job.batch_size, *model.outputs[0].shape[1:])
     target = keras.ops.convert_to_tensor(np.zeros(output_shape, "float32"))
     # Both return NumPy values, so each step ends only when its result is on the host.
-    if job["mode"] == "predict":
+    if job.mode == "predict":
         return (lambda: model.predict_on_batch(x)), model.jit_compile
     return (lambda: model.train_on_batch(x, target)), model.jit_compile
 
 
-def _native_step(job: dict[str, Any], settings: dict[str, Any]) -> tuple[Callable[[], None], Any]:
+def _native_step(job: MeasurementJob, settings: WorkerSettings) -> tuple[Callable[[], None], Any]:
     """The torch.nn equivalent of the layer, run as PyTorch users run it (channels first)."""
     import keras
 
     if keras.backend.backend() != "torch":
         raise _Skipped("the native baseline is torch.nn, on the torch backend only")
-    if job["dtype"] != "float32":
+    if job.dtype != "float32":
         raise _Skipped("the native baseline runs in float32 only")
     import torch
 
     module, shapes = _native_module(job)
-    if job["mode"] == "train" and not list(module.parameters()):
+    if job.mode == "train" and not list(module.parameters()):
         # As on the Keras side: a learned scalar before a module without weights, so that the
         # training step runs its backward pass.
         module = _native_input_scale(module)
-    device = torch.device("cuda" if job["device"].startswith("gpu") else "cpu")
+    device = torch.device("cuda" if job.device.startswith("gpu") else "cpu")
     module = module.to(device)
-    if settings["torch_compile"]:
+    if settings.torch_compile:
         module = torch.compile(module)
-    arrays = _inputs(job, shapes, job["input_dtype"])
+    arrays = _inputs(job, shapes, job.input_dtype)
     x = [torch.as_tensor(a, device=device) for a in arrays]
 
     def synchronize() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    if job["mode"] == "predict":
+    if job.mode == "predict":
         module.eval()
 
         def predict() -> None:
@@ -467,7 +467,7 @@ def _native_step(job: dict[str, Any], settings: dict[str, Any]) -> tuple[Callabl
                 module(*x)
             synchronize()
 
-        return predict, settings["torch_compile"]
+        return predict, settings.torch_compile
     module.train()
     with torch.no_grad():
         target = torch.zeros_like(module(*x))
@@ -480,7 +480,7 @@ def _native_step(job: dict[str, Any], settings: dict[str, Any]) -> tuple[Callabl
         optimizer.step()
         synchronize()
 
-    return train, settings["torch_compile"]
+    return train, settings.torch_compile
 
 
 def _native_input_scale(module: Any) -> Any:
@@ -499,7 +499,7 @@ def _native_input_scale(module: Any) -> Any:
     return InputScale()
 
 
-def _native_module(job: dict[str, Any]) -> tuple[Any, list[tuple[int, ...]]]:
+def _native_module(job: MeasurementJob) -> tuple[Any, list[tuple[int, ...]]]:
     """A torch.nn module equal in work to the Keras layer, and its input shapes (no batch).
 
     Only configurations with an exact equivalent are built; others are skipped.
@@ -527,8 +527,8 @@ def _native_module(job: dict[str, Any]) -> tuple[Any, list[tuple[int, ...]]]:
         def forward(self, query, value):
             return self.attention(query, value, value, need_weights=False)[0]
 
-    name, config = job["keras_name"], job["config"]
-    shapes = _input_shapes(job["input_shape"])
+    name, config = job.keras_name, job.config
+    shapes = _input_shapes(job.input_shape)
     shape = shapes[0]
     activations = {None: nn.Identity, "linear": nn.Identity, "relu": nn.ReLU, "gelu": nn.GELU,
                    "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "silu": nn.SiLU}
