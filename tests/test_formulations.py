@@ -2,12 +2,13 @@
 and every formulation, forced, equal to Keras's layer (outputs and gradients) on every backend."""
 
 import keras
+import numpy as np
 import pytest
 
 import keraslayers as kl
-from keraslayers.layers import convolution, formulation, pooling
+from keraslayers.layers import convolution, formulation, pooling, recurrent
 from keraslayers.layers.formulation import KERAS
-from tests.contract import BACKEND, check_keras_parity, random_inputs
+from tests.contract import BACKEND, check_keras_parity, random_inputs, to_numpy
 from tests.test_convolution import PARITY_CASES, _case_id
 from tests.test_pooling import (
     WINDOW_GRID,
@@ -15,6 +16,7 @@ from tests.test_pooling import (
     has_uneven_same_padding,
     to_channels_first,
 )
+from tests.test_recurrent import MASK, SHAPE, parity
 
 UNMEASURED = ("gpu", "tpu")
 
@@ -148,3 +150,57 @@ def test_forced_pooling_formulation_matches_keras(chosen, name, shape, kwargs, p
             check_keras_torch_average_pooling_against_reference(ours, theirs, x)
         else:
             check_keras_parity(ours, theirs, x, training=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Recurrent loops.
+
+
+@pytest.mark.parametrize("kind", UNMEASURED)
+def test_recurrent_unmeasured_devices_run_keras_way(kind):
+    with formulation.forcing_device_kind(kind):
+        assert recurrent.recurrent_formulation() == recurrent.RECURRENT_PLANS[KERAS]
+        together = kl.Bidirectional(kl.LSTM(8))
+        together(random_inputs(SHAPE))
+        assert not together._runs_together(None, None, training=False)
+
+
+def test_recurrent_cpu_gets_the_measured_formulation():
+    expected = {"jax": KERAS, "torch": "ahead_eager", "tensorflow": "ahead_unrolled"}[BACKEND]
+    with formulation.forcing_device_kind("cpu"):
+        assert recurrent.recurrent_formulation() == recurrent.RECURRENT_PLANS[expected]
+
+
+RECURRENT_CASES = {
+    "lstm_mask": (lambda layers: layers.LSTM(8, return_sequences=True), MASK),
+    "gru_v1_backwards": (lambda layers: layers.GRU(8, reset_after=False, go_backwards=True,
+                                                   return_state=True), None),
+    "gru_mask": (lambda layers: layers.GRU(8, return_sequences=True), MASK),
+    "simple_rnn": (lambda layers: layers.SimpleRNN(8, return_sequences=True), None),
+    "stacked": (lambda layers: layers.RNN([layers.GRUCell(8), layers.LSTMCell(8)],
+                                          return_state=True), None),
+    "bidirectional": (lambda layers: layers.Bidirectional(
+        layers.LSTM(8, return_sequences=True)), None),
+}
+
+
+@pytest.mark.parametrize("chosen", sorted(recurrent.RECURRENT_PLANS))
+@pytest.mark.parametrize("case", sorted(RECURRENT_CASES))
+def test_forced_recurrent_formulation_matches_keras(chosen, case):
+    make, mask = RECURRENT_CASES[case]
+    with formulation.forcing("recurrent", chosen):
+        parity(make(kl), make(keras.layers), mask=mask, tolerance={"rtol": 1e-4, "atol": 1e-4})
+
+
+@pytest.mark.parametrize("chosen", sorted(recurrent.RECURRENT_PLANS))
+def test_forced_recurrent_formulation_cell_on_one_step_matches_keras(chosen):
+    x, h, c = (random_inputs(shape, seed=seed) for shape, seed in
+               (((2, 4), 1), ((2, 8), 2), ((2, 8), 3)))
+    ours, theirs = kl.LSTMCell(8), keras.layers.LSTMCell(8)
+    theirs(x, [h, c])
+    ours(x, [h, c])
+    ours.set_weights(theirs.get_weights())
+    with formulation.forcing("recurrent", chosen):
+        for a, b in zip(keras.tree.flatten(ours(x, [h, c])),
+                        keras.tree.flatten(theirs(x, [h, c])), strict=True):
+            np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-5, atol=1e-5)

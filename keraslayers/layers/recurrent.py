@@ -18,13 +18,75 @@ elsewhere (any layer with `call(inputs, states)` and `state_size`) run step by s
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 
 import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
 from keraslayers.layers import validation
+from keraslayers.layers.formulation import KERAS, choose
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecurrentFormulation:
+    """How the RNN layer runs a cell over time; `RECURRENT_FORMULATIONS` picks one.
+
+    project_ahead: the input projection as one matrix product for all steps before the loop,
+        rather than each step projecting its own inputs.
+    python_loop_steps: a known number of steps up to which a Python loop runs them (each step
+        a copy of the cell's ops in a traced graph); beyond it, or with an unknown number,
+        `ops.scan`. `unroll=True` always asks for the Python loop.
+    gate_slices: the gates cut out of the fused product by slicing, not `ops.split`.
+    directions_together: Bidirectional runs like directions in one loop (`_run_directions`).
+    """
+
+    project_ahead: bool
+    python_loop_steps: float
+    gate_slices: bool
+    directions_together: bool
+
+
+RECURRENT_PLANS = {
+    # Keras's own way: each step projects its inputs, `ops.scan` (a while loop on TensorFlow,
+    # lax.scan on JAX, a Python loop on torch), `ops.split` for the gates.
+    KERAS: RecurrentFormulation(project_ahead=False, python_loop_steps=0, gate_slices=False,
+                                directions_together=False),
+    "ahead_unrolled": RecurrentFormulation(project_ahead=True, python_loop_steps=128,
+                                           gate_slices=False, directions_together=False),
+    "ahead_eager": RecurrentFormulation(project_ahead=True, python_loop_steps=math.inf,
+                                        gate_slices=True, directions_together=True),
+}
+
+# By (backend, device kind), read through `formulation.choose`; a pair not listed (a GPU or
+# TPU: nobody measured there) runs Keras's way. Figures from benchmarks/README.md (`make
+# bench-standard`) and the commits' own runs, on this project's CPU machine.
+RECURRENT_FORMULATIONS = {
+    # "ahead_unrolled": TensorFlow runs each op of a step on its own, so one product for all
+    # steps pays; its ops.scan passes every carried tensor through arrays at every step, and
+    # an unrolled graph (up to 128 steps: tracing time and graph size grow with each) was
+    # about 1.3x faster, forward and backward, for LSTM(128) on 32 steps. Gates by ops.split:
+    # the gradient of each slice fills a tensor as wide as all gates (StridedSliceGrad), and
+    # LSTM(128) training fell from 0.97x to 0.83x of Keras's layer with slices.
+    ("tensorflow", "cpu"): "ahead_unrolled",
+    # Keras's way on JAX: XLA on CPU took about twice as long for the product ahead of the
+    # loop plus the loop as for each step projecting its own inputs (LSTM(256) on 128 steps
+    # of 128 features, batch 32).
+    ("jax", "cpu"): KERAS,
+    # "ahead_eager": torch runs eagerly; its ops.scan is itself a Python loop that stacks every
+    # carried tensor at every step, where a plain loop keeps only what the layer returns.
+    # Slices cost less than ops.split's checks, once per step; both directions of a
+    # Bidirectional in one loop dispatch half as many ops (Bidirectional(LSTM 64) 1.1x
+    # predict, 1.5x train; SimpleRNN 2.1-7.4x, GRU 1.05-2.0x in the standard run).
+    ("torch", "cpu"): "ahead_eager",
+}
+
+
+def recurrent_formulation() -> RecurrentFormulation:
+    """`RECURRENT_FORMULATIONS`' choice for this backend and device kind."""
+    return RECURRENT_PLANS[choose("recurrent", RECURRENT_FORMULATIONS)]
 
 
 def matmul(a, b):
@@ -41,20 +103,18 @@ def matmul(a, b):
     return ops.matmul(a, b)
 
 
-def gate_blocks(z, count):
-    """`ops.split(z, count, axis=-1)`; on torch as slices, which cost less than `ops.split`'s
-    checks, once per step. Not elsewhere: there the gradient of each slice fills a tensor
-    as wide as `z` (TensorFlow's StridedSliceGrad), and LSTM(128) training on TensorFlow fell
-    from 0.97x to 0.83x of Keras's layer with slices."""
-    if keras.backend.backend() != "torch":
+def gate_blocks(z, count, slices=False):
+    """`ops.split(z, count, axis=-1)`, or the same blocks as slices (see
+    `RecurrentFormulation.gate_slices`)."""
+    if not slices:
         return ops.split(z, count, axis=-1)
     width = z.shape[-1] // count
     return [z[..., i * width:(i + 1) * width] for i in range(count)]
 
 
-def gates_and_candidate(z, units):
+def gates_and_candidate(z, units, slices=False):
     """`(z[..., :2 * units], z[..., 2 * units:])`, split as `gate_blocks` splits."""
-    if keras.backend.backend() != "torch":
+    if not slices:
         return ops.split(z, [2 * units], axis=-1)
     return z[..., :2 * units], z[..., 2 * units:]
 
@@ -207,7 +267,8 @@ class _GatedCell(keras.layers.Layer):
         """
         states = list(states) if isinstance(states, (list, tuple)) else [states]
         masks = self.dropout_masks(ops.shape(inputs)[0], training)
-        return self.step(self.project_inputs(inputs, masks), states, self.step_weights(), masks)
+        return self.step(self.project_inputs(inputs, masks), states, self.step_weights(), masks,
+                         gate_slices=recurrent_formulation().gate_slices)
 
     def get_config(self):
         return {
@@ -261,7 +322,8 @@ class SimpleRNNCell(_GatedCell):
         (2, 4)
     """
 
-    def step(self, projected, states, weights, masks=(None, None), training=False):
+    def step(self, projected, states, weights, masks=(None, None), training=False,
+             gate_slices=False):
         (recurrent_kernel,) = weights
         recurrent = gate_projection(states[0], recurrent_kernel, masks[1])
         output = self.activation(projected + recurrent)
@@ -332,11 +394,12 @@ class LSTMCell(_GatedCell):
 
         return forget_gate_at_one
 
-    def step(self, projected, states, weights, masks=(None, None), training=False):
+    def step(self, projected, states, weights, masks=(None, None), training=False,
+             gate_slices=False):
         h, c = states
         (recurrent_kernel,) = weights
         z = projected + gate_projection(h, recurrent_kernel, masks[1])
-        i, f, g, o = gate_blocks(z, 4)
+        i, f, g, o = gate_blocks(z, 4, gate_slices)
         sigma = self.recurrent_activation
         c = sigma(f) * c + sigma(i) * self.activation(g)
         h = sigma(o) * self.activation(c)
@@ -415,24 +478,26 @@ class GRUCell(_GatedCell):
         split = 2 * self.units
         return recurrent_kernel[:, :split], recurrent_kernel[:, split:]
 
-    def step(self, projected, states, weights, masks=(None, None), training=False):
+    def step(self, projected, states, weights, masks=(None, None), training=False,
+             gate_slices=False):
         (h,) = states
         sigma = self.recurrent_activation
         recurrent_masks = masks[1]
         # The z and r gates as one block `(batch, 2 * units)`: one add and one activation.
-        x_zr, x_h = gates_and_candidate(projected, self.units)
+        x_zr, x_h = gates_and_candidate(projected, self.units, gate_slices)
         if self.reset_after:
             recurrent_kernel, recurrent_bias = weights
             inner = gate_projection(h, recurrent_kernel, recurrent_masks)
             if recurrent_bias is not None:
                 inner = inner + recurrent_bias
-            r_zr, r_h = gates_and_candidate(inner, self.units)
-            z, r = gate_blocks(sigma(x_zr + r_zr), 2)
+            r_zr, r_h = gates_and_candidate(inner, self.units, gate_slices)
+            z, r = gate_blocks(sigma(x_zr + r_zr), 2, gate_slices)
             candidate = self.activation(x_h + r * r_h)
         else:
             gate_kernel, candidate_kernel = weights
             zr_masks = None if recurrent_masks is None else recurrent_masks[:2]
-            z, r = gate_blocks(sigma(x_zr + gate_projection(h, gate_kernel, zr_masks)), 2)
+            z, r = gate_blocks(sigma(x_zr + gate_projection(h, gate_kernel, zr_masks)), 2,
+                              gate_slices)
             h_for_candidate = h if recurrent_masks is None else h * recurrent_masks[-1]
             candidate = self.activation(x_h + matmul(r * h_for_candidate, candidate_kernel))
         # z * h + (1 - z) * candidate, in three ops rather than four.
@@ -481,9 +546,9 @@ def _step_weights(cell):
     return cell.step_weights() if _splits_its_step(cell) else None
 
 
-def _step(cell, projected, states, weights, masks, training):
+def _step(cell, projected, states, weights, masks, training, gate_slices=False):
     if _splits_its_step(cell):
-        return cell.step(projected, states, weights, masks, training)
+        return cell.step(projected, states, weights, masks, training, gate_slices)
     # A cell from elsewhere: call it whole, as Keras's RNN does.
     kwargs = {"training": training} if getattr(cell, "_call_has_training_arg", False) else {}
     output, new_states = cell(projected, states, **kwargs)
@@ -553,7 +618,8 @@ class StackedRNNCells(keras.layers.Layer):
     def step_weights(self):
         return [_step_weights(cell) for cell in self.cells]
 
-    def step(self, projected, states, weights, masks=(None, None), training=False):
+    def step(self, projected, states, weights, masks=(None, None), training=False,
+             gate_slices=False):
         cell_masks = masks[0] or [(None, None)] * len(self.cells)
         output, new_states = projected, []
         for index, (cell, cell_states, cell_weights) in enumerate(
@@ -562,14 +628,14 @@ class StackedRNNCells(keras.layers.Layer):
             # the first cell's inputs were projected for all steps before the loop
             inputs = output if index == 0 else _project(cell, output, cell_masks[index])
             output, cell_states = _step(cell, inputs, cell_states, cell_weights,
-                                        cell_masks[index], training)
+                                        cell_masks[index], training, gate_slices)
             new_states.append(cell_states)
         return output, new_states
 
     def call(self, inputs, states, training=False):
         masks = self.dropout_masks(ops.shape(inputs)[0], training)
         return self.step(self.project_inputs(inputs, masks), states, self.step_weights(),
-                         masks, training)
+                         masks, training, recurrent_formulation().gate_slices)
 
     def get_config(self):
         return {
@@ -592,18 +658,16 @@ def _check_cell(layer, cell):
         )
 
 
-# Up to how many steps TensorFlow runs an unrolled graph rather than ops.scan: each step is
-# a copy of the cell's ops in the graph, so tracing time and graph size grow with it.
-_TENSORFLOW_UNROLL_STEPS = 128
-
 # The time loops. Each runs `step(x_t, keep_t, states, output) -> (output, states)` over
-# time-major `xs` (time, batch, width: projected inputs, or raw ones on JAX) and the
-# optional `steps_mask` (time, batch), and returns `(last_output, outputs (time, batch,
-# size) or None, states)`, with outputs only when `keep_all`.
+# time-major `xs` (time, batch, width: projected inputs, or raw ones where each step projects
+# its own, see `RecurrentFormulation.project_ahead`) and the optional `steps_mask` (time,
+# batch), and returns `(last_output, outputs (time, batch, size) or None, states)`, with
+# outputs only when `keep_all`.
 
 
 def _python_loop(step, xs, steps_mask, states, output, keep_all):
-    """A Python loop over a known number of steps (`unroll=True`, and always on torch)."""
+    """A Python loop over a known number of steps (`unroll=True`, or as
+    `RecurrentFormulation.python_loop_steps` says)."""
     # Unstacked, not indexed step by step: the gradient of `xs[t]` is a zero tensor the size
     # of all of `xs` (on torch and TensorFlow alike), one per step; that of unstack is one
     # stack.
@@ -620,6 +684,7 @@ def _python_loop(step, xs, steps_mask, states, output, keep_all):
 
 def _scan_loop(step, xs, steps_mask, states, output, keep_all):
     """`ops.scan`: runs with an unknown time length, under XLA, and differentiates on JAX."""
+    # Not a choice of speed: the backends' ops.scan differ in what a step must return.
     tensorflow = keras.backend.backend() == "tensorflow"
     if steps_mask is not None:
         # The mask rides along as a last column: TensorFlow's ops.scan cannot take a tuple
@@ -854,30 +919,15 @@ class RNN(keras.layers.Layer):
         # Time-major and reversed before the projection, not after: the inputs are narrower
         # than the projected gates (4 * units wide for an LSTM), so less memory moves.
         sequences, steps_mask = self._time_major(sequences, mask)  # (time, batch, features)
-        backend = keras.backend.backend()
-        # One matrix product for all steps ahead of the loop pays on TensorFlow and torch,
-        # which run each op of a step on its own. XLA on CPU does the reverse: the large
-        # product plus the loop took about twice as long as projecting each step's inputs
-        # inside it (LSTM(256) on 128 steps of 128 features, batch 32), so on JAX the
-        # steps project their own inputs.
-        hoist = backend != "jax"
-        xs = _project(cell, sequences, masks) if hoist else sequences  # (time, batch, width)
+        how = recurrent_formulation()
+        xs = _project(cell, sequences, masks) if how.project_ahead else sequences  # (t, b, w)
         batch = ops.shape(sequences)[1]
         zero_output = ops.zeros((batch, _output_size(cell)), dtype=self.compute_dtype)
         step = self._step_function(_step_weights(cell), masks, training, zero_output,
-                                   project=not hoist)
+                                   project=not how.project_ahead, gate_slices=how.gate_slices)
         steps = sequences.shape[0]
-        if self.unroll or backend == "torch" or (
-            backend == "tensorflow" and steps is not None and steps <= _TENSORFLOW_UNROLL_STEPS
-        ):
-            # Torch runs eagerly, and its ops.scan is itself a Python loop that stacks every
-            # carried tensor at every step; a plain loop keeps only what the layer returns.
-            # TensorFlow's ops.scan passes every carried tensor through arrays at every step;
-            # the unrolled graph has no such work (about 1.3x faster, forward and backward,
-            # for LSTM(128) on 32 steps).
-            loop = _python_loop
-        else:
-            loop = _scan_loop
+        python_loop = self.unroll or (steps is not None and steps <= how.python_loop_steps)
+        loop = _python_loop if python_loop else _scan_loop
         last_output, outputs, states = loop(
             step, xs, steps_mask, states, zero_output, self.return_sequences
         )
@@ -885,7 +935,7 @@ class RNN(keras.layers.Layer):
             outputs = ops.transpose(outputs, (1, 0, 2))  # (batch, time, output_size)
         return last_output, outputs, states
 
-    def _step_function(self, weights, masks, training, zero_output, project):
+    def _step_function(self, weights, masks, training, zero_output, project, gate_slices):
         """`step(x_t, keep, states, output) -> (output, states)` for the loops: the cell's
         step, its results in the compute dtype, and masked steps skipped."""
         cell = self.cell
@@ -902,7 +952,7 @@ class RNN(keras.layers.Layer):
         def step(x_t, keep, previous_states, previous_output):
             projected_t = _project(cell, x_t, masks) if project else x_t
             output, new_states = _step(cell, projected_t, previous_states, weights, masks,
-                                       training)
+                                       training, gate_slices)
             if not keeps_dtype:
                 output = cast(output)
                 new_states = _map_states(cast, new_states)
@@ -998,7 +1048,8 @@ def _run_directions(layers, sequences, training):
                for pair in zip(*(c.step_weights() for c in cells), strict=True)]
     states = [ops.zeros((2, batch, size), dtype=dtype) for size in _cell_state_sizes(cell)]
     zero_output = ops.zeros((2, batch, _output_size(cell)), dtype=dtype)
-    step = first._step_function(weights, (None, None), training, zero_output, project=False)
+    step = first._step_function(weights, (None, None), training, zero_output, project=False,
+                                gate_slices=recurrent_formulation().gate_slices)
     last_output, outputs, states = _python_loop(step, xs, None, states, zero_output,
                                                 first.return_sequences)
     return [
@@ -1309,7 +1360,7 @@ class Bidirectional(keras.layers.Layer):
     def _runs_together(self, initial_state, mask, training):
         """Whether both directions run in one loop (`_run_directions`): on torch, for like
         layers, without an initial state or mask, and without dropout masks to draw."""
-        if not self._like_directions or keras.backend.backend() != "torch":
+        if not self._like_directions or not recurrent_formulation().directions_together:
             return False
         if initial_state is not None or mask is not None:
             return False
