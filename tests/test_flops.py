@@ -120,3 +120,30 @@ def test_residual_around_a_dense_with_projection():
 @pytest.mark.parametrize("layer", ["Embedding", "Dropout", "Activation", "NoSuchLayer"])
 def test_layers_without_meaningful_flops_give_none(layer):
     assert step_flops(layer, {"input_dim": 10, "output_dim": 4, "rate": 0.5}, (6,), 2) is None
+
+
+# The bench's parent process counts FLOPs without keras, so flops.py keeps its own copy of
+# the output-size rule; these pin it to the layers' own (conv_arithmetic, through
+# compute_output_shape) over every padding, stride and dilation.
+@pytest.mark.parametrize("padding", ["valid", "same", "causal"])
+@pytest.mark.parametrize("stride, dilation", [(1, 1), (2, 1), (3, 1), (1, 2), (1, 3)])
+@pytest.mark.parametrize("kernel", [1, 2, 3, 5])
+def test_convolution_output_sizes_are_the_layers_own(padding, stride, dilation, kernel):
+    import keraslayers as kl
+
+    config = {"filters": 1, "kernel_size": kernel, "strides": stride, "padding": padding,
+              "dilation_rate": dilation, "use_bias": False}
+    for length in range(kernel * dilation, 20):
+        outputs = kl.Conv1D(**config).compute_output_shape((1, length, 1))[1]
+        assert forward_flops("Conv1D", config, (length, 1), 1) == 2 * outputs * kernel
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("pool, stride", [(2, None), (3, None), (3, 2), (2, 3), (3, 1)])
+def test_pooling_output_sizes_are_the_layers_own(padding, pool, stride):
+    import keraslayers as kl
+
+    config = {"pool_size": pool, "strides": stride, "padding": padding}
+    for length in range(pool, 20):
+        outputs = kl.MaxPooling1D(**config).compute_output_shape((1, length, 1))[1]
+        assert forward_flops("MaxPooling1D", config, (length, 1), 1) == outputs * pool

@@ -55,6 +55,21 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def named_backends(value: str) -> tuple[str, ...]:
+    """The backends that `value` names ("jax,torch", or "all"), in order and once each; a
+    ValueError names one that is not a backend."""
+    if value.strip().lower() == "all":
+        return BACKENDS
+    names = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    if not names:
+        raise ValueError(f"--backend {value!r}: expected a comma-separated list of "
+                         f"{', '.join(BACKENDS)}, or all")
+    for name in names:
+        if name not in BACKENDS:
+            raise ValueError(f"unknown backend {name!r}; expected {', '.join(BACKENDS)} or all")
+    return names
+
+
 def backend_installed(name: str) -> bool:
     """Whether the backend framework `name` can be imported, found without importing it."""
     return importlib.util.find_spec(name) is not None

@@ -373,14 +373,10 @@ def compare(base_path: Path, new_path: Path, threshold: float) -> None:
 
 def _bench_backends(value: str | None) -> tuple[str, ...]:
     """bench's --backend: absent or all, every backend (the plan skips those not installed)."""
-    if value is None or value == "all":
-        return environment.BACKENDS
-    names = tuple(dict.fromkeys(value.split(",")))
-    for name in names:
-        if name not in environment.BACKENDS:
-            raise click.UsageError(f"unknown backend {name!r}; expected "
-                                   f"{', '.join(environment.BACKENDS)} or all")
-    return names
+    try:
+        return environment.named_backends(value or "all")
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
 
 
 @cli.command()

@@ -81,7 +81,8 @@ def _spatial_and_channels(config: dict, shape: tuple[int, ...]) -> tuple[tuple[i
 
 
 def _conv_output(length: int, window: int, padding: str, stride: int, dilation: int) -> int:
-    # Keras's rule, as keraslayers.layers.conv_arithmetic.conv_output_length computes it.
+    # Keras's rule, as keraslayers.layers.conv_arithmetic.conv_output_length computes it
+    # (tests/test_flops.py checks the two agree).
     if padding == "valid":
         return (length - ((window - 1) * dilation + 1)) // stride + 1
     return (length + stride - 1) // stride

@@ -99,21 +99,17 @@ def parse_backends(value: str | None) -> tuple[str, ...]:
     """A comma-separated list of backends, or "all" (every installed one)."""
     if value is None:
         names = (default_backend(),)
-    elif value.strip().lower() == "all":
-        names = tuple(name for name in environment.BACKENDS
-                      if environment.backend_installed(name))
+    else:
+        try:
+            names = environment.named_backends(value)
+        except ValueError as error:
+            raise TrainError(str(error)) from None
+    if value is not None and value.strip().lower() == "all":
+        names = tuple(name for name in names if environment.backend_installed(name))
         if not names:
             raise TrainError("--backend all: none of " + ", ".join(environment.BACKENDS)
                              + " is installed")
-    else:
-        names = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
-    if not names:
-        raise TrainError(f"--backend {value!r}: expected a comma-separated list of "
-                         f"{', '.join(environment.BACKENDS)}, or all")
     for name in names:
-        if name not in environment.BACKENDS:
-            raise TrainError(f"unknown backend {name!r}; expected "
-                             f"{', '.join(environment.BACKENDS)} or all")
         if not environment.backend_installed(name):
             raise TrainError(f"backend {name!r} is not installed")
     return names
