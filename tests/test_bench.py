@@ -4,7 +4,7 @@ Suites, plans, files, reports and comparisons: pure functions and the command on
 (FAKE_WORKER below, a temporary script that speaks the worker's protocol through
 klayers.bench.protocol), so they are fast and never depend on timing figures.
 test_real_tiny_bench_run runs one real tiny benchmark, under the jax test process only. The
-tests after it call the real worker's functions (klayers.bench.worker) in this process: Keras
+tests after it call the real worker's functions (klayers.bench.worker.measure) in this process: Keras
 baselines, interleaved timing, grouping, paired ratios, training steps and shared inputs.
 """
 
@@ -426,7 +426,7 @@ def test_real_tiny_bench_run(tmp_path):
 def test_keras_baseline_of_a_wrapper_wraps_keras_own_inner_layers():
     import keras
 
-    from klayers.bench import worker
+    from klayers.bench.worker import measure as worker
 
     case = next(case for case in suites.load_suite("standard").cases if case.layer == "RNN")
     config = worker._with_keras_inner_layers(case.config)
@@ -484,7 +484,7 @@ def _busy_step(name, order, seconds=1e-5, fail_on_call=None):
 
 
 def test_implementations_of_a_case_are_timed_in_alternating_blocks():
-    from klayers.bench import worker
+    from klayers.bench.worker import measure as worker
 
     order = []
     steps = {0: _busy_step("ours", order), 1: _busy_step("keras", order)}
@@ -500,7 +500,7 @@ def test_implementations_of_a_case_are_timed_in_alternating_blocks():
 
 
 def test_a_step_failing_midway_fails_itself_and_the_others_go_on():
-    from klayers.bench import worker
+    from klayers.bench.worker import measure as worker
 
     order = []
     steps = {0: _busy_step("ours", order), 1: _busy_step("keras", order, fail_on_call=2)}
@@ -511,7 +511,7 @@ def test_a_step_failing_midway_fails_itself_and_the_others_go_on():
 
 
 def test_measurements_of_one_case_are_grouped_and_others_are_not():
-    from klayers.bench import worker
+    from klayers.bench.worker import measure as worker
     from klayers.bench.protocol import MeasurementJob
 
     def job(implementation, mode="predict", batch=4):
@@ -544,7 +544,7 @@ def test_the_ratio_to_a_baseline_is_the_paired_one_when_there_is_one():
 def test_training_step_of_a_layer_without_weights_runs_its_backward_pass():
     from dataclasses import replace
 
-    from klayers.bench import worker
+    from klayers.bench.worker import measure as worker
     from klayers.bench.protocol import MeasurementJob
 
     job = MeasurementJob(
@@ -563,7 +563,7 @@ def test_training_step_of_a_layer_without_weights_runs_its_backward_pass():
 
 
 def test_implementations_of_a_case_read_the_same_input_tensors(monkeypatch):
-    from klayers.bench import worker
+    from klayers.bench.worker import measure as worker
 
     drawn = []
     draw = worker._inputs

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 import keraslayers  # noqa: F401  (registers our layers, so saved models load here)
 from klayers.main import cli
 from klayers.train import run as train
-from klayers.train import worker as train_worker
+from klayers.train.worker import fit as train_worker
 from klayers.train.setups import load_train_config
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")

@@ -3,7 +3,8 @@
 Both run one worker subprocess per backend: spawn it in a session of its own with the same
 thread settings for every backend, send it one JSON job on stdin, read its stdout as JSON-line
 events with a timeout, stop it, and explain its failure with the tail of its stderr. Also the
-machine facts both plans need (usable cores, load average) and whole-or-nothing file writes.
+machine facts both plans need (usable cores, load average) and whole-or-nothing file writes;
+and, for the workers' entry modules, what must happen before they import a backend.
 Nothing here imports keras or a backend.
 """
 
@@ -14,11 +15,12 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 from klayers.environment import THREAD_VARIABLES
 
@@ -138,6 +140,21 @@ class Worker:
             except (ProcessLookupError, PermissionError):
                 pass
             self.process.wait()
+
+
+def protocol_stream() -> TextIO:
+    """In a worker: stdout for the JSON-line protocol alone. The frameworks print banners and
+    warnings on stdout; from here on what they print goes to stderr."""
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return protocol
+
+
+def pin_to_cores(cores: Sequence[int] | None) -> None:
+    """In a worker, before it imports a backend: run on `cores` only, so that the backends
+    size their thread pools to them (XLA has no thread-count variable)."""
+    if cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cores)
 
 
 def spawn(command: Sequence[str], env: dict[str, str], stderr: IO[str]) -> Worker:
