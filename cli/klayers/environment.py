@@ -46,7 +46,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "cpu": _cpu_model(),
         "logical_cores": os.cpu_count(),
-        "usable_cores": _usable_cores(),
+        "usable_cores": len(usable_cores() or []) or os.cpu_count(),
         "memory_bytes": _total_memory(),
         "threads": {name: os.environ.get(name) for name in THREAD_VARIABLES},
         "platform": platform.platform(),
@@ -193,11 +193,10 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
-def _usable_cores() -> int | None:
-    # Containers and `taskset` restrict the cores a process may run on; os.cpu_count() ignores it.
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count()
+def usable_cores() -> list[int] | None:
+    """The cores this process may run on (containers and `taskset` restrict them, which
+    os.cpu_count() ignores); None where the platform cannot say."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
 
 
 def _total_memory() -> int | None:

@@ -19,7 +19,7 @@ EVENTS = (READY, RECORD)
 
 @dataclass
 class WorkerSettings:
-    """The run's settings the worker needs (bench.run's Settings.to_job)."""
+    """The run's settings the worker needs (made by bench.run's Settings.to_job)."""
 
     min_time: float
     min_rounds: int

@@ -32,10 +32,10 @@ class Settings:
     torch_compile: bool = False
     timeout: float = 300.0
 
-    def to_job(self) -> dict[str, Any]:
-        return {"min_time": self.min_time, "min_rounds": self.min_rounds,
-                "threads": self.threads, "cores": list(self.cores) if self.cores else None,
-                "torch_compile": self.torch_compile}
+    def to_job(self) -> protocol.WorkerSettings:
+        return protocol.WorkerSettings(
+            min_time=self.min_time, min_rounds=self.min_rounds, threads=self.threads,
+            cores=list(self.cores) if self.cores else None, torch_compile=self.torch_compile)
 
 
 def worker_command() -> list[str]:
@@ -80,8 +80,7 @@ def _run_worker(
     command: list[str],
 ) -> list[Measurement]:
     """Runs one worker over `remaining`; returns what is left when it fails midway."""
-    job = protocol.Job(protocol.WorkerSettings.from_dict(settings.to_job()),
-                       [protocol.MeasurementJob.from_dict(m.to_job()) for m in remaining])
+    job = protocol.Job(settings.to_job(), [m.to_job() for m in remaining])
     with process.stderr_file() as stderr:
         try:
             worker = process.spawn(command, worker_environment(backend, settings), stderr)

@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from klayers.bench.protocol import MeasurementJob
+
 SUITES_DIR = Path(__file__).resolve().parents[3] / "configs" / "bench"
 MODES = ("predict", "train")
 DTYPE_POLICIES = ("float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
@@ -89,22 +91,15 @@ class Measurement:
     batch_size: int
     index: int = 0  # its position in its backend's job, which the worker's records echo
 
-    def to_job(self) -> dict[str, Any]:
-        """What the worker needs, as JSON."""
-        return {
-            "index": self.index,
-            "layer": self.case.layer,
-            "kind": self.case.kind,
-            "keras_name": self.case.keras_name,
-            "config": self.case.config,
-            "input_shape": self.case.input_shape,
-            "input_dtype": self.case.input_dtype,
-            "implementation": self.implementation,
-            "device": self.device,
-            "dtype": self.dtype,
-            "mode": self.mode,
-            "batch_size": self.batch_size,
-        }
+    def to_job(self) -> MeasurementJob:
+        """What the worker needs of it."""
+        case = self.case
+        return MeasurementJob(
+            index=self.index, layer=case.layer, kind=case.kind, keras_name=case.keras_name,
+            config=case.config, input_shape=case.input_shape, input_dtype=case.input_dtype,
+            implementation=self.implementation, device=self.device, dtype=self.dtype,
+            mode=self.mode, batch_size=self.batch_size,
+        )
 
 
 def catalog_records() -> list[Any]:

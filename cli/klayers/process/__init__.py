@@ -3,7 +3,7 @@
 Both run one worker subprocess per backend: spawn it in a session of its own with the same
 thread settings for every backend, send it one JSON job on stdin, read its stdout as JSON-line
 events with a timeout, stop it, and explain its failure with the tail of its stderr. Also the
-machine facts both plans need (usable cores, load average) and whole-or-nothing file writes;
+machine facts both plans need (threads and cores, load average) and whole-or-nothing file writes;
 and, for the workers' entry modules, what must happen before they import a backend.
 Nothing here imports keras or a backend.
 """
@@ -22,17 +22,11 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from klayers.environment import THREAD_VARIABLES
+from klayers.environment import THREAD_VARIABLES, usable_cores
 
 STDERR_LINES = 5  # of a failed worker's stderr, kept in its error message
 
 TIMEOUT: dict[str, Any] = {"event": "timeout"}  # what read_event returns when a worker is silent
-
-
-def usable_cores() -> list[int] | None:
-    """The cores this process may run on (containers and `taskset` restrict them); None where
-    the platform cannot say."""
-    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
 
 
 def threads_and_cores(threads: int | None) -> tuple[int, tuple[int, ...] | None]:
