@@ -6,7 +6,7 @@ BACKENDS := tensorflow jax torch
 # Two test processes per backend: most of a test's time is single-threaded tracing and compiling.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install test lint bench bench-standard clean
+.PHONY: install test test-wheel lint bench bench-standard clean
 
 $(BIN)/klayers: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,29 @@ $(BIN)/klayers: pyproject.toml constraints.txt
 install: $(BIN)/klayers
 
 lint: install
-	$(BIN)/ruff check keraslayers cli tests benchmarks/probes
+	$(BIN)/ruff check keraslayers cli configs tests benchmarks/probes
+
+# The package as users get it: the wheel, installed into a fresh environment and run outside the
+# source tree. Its dependencies are read from .venv (a .pth file), so nothing is downloaded twice.
+WHEEL_DIR := build/wheel
+test-wheel: install
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(WHEEL_DIR) .
+	$(PYTHON) -m venv $(WHEEL_DIR)/env
+	$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+		> "$$($(WHEEL_DIR)/env/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/dependencies.pth"
+	$(WHEEL_DIR)/env/bin/pip install --quiet --no-deps $(WHEEL_DIR)/klayers-*.whl
+	cd $(WHEEL_DIR) && env/bin/klayers list > list.txt && grep -q "LSTM" list.txt
+	cd $(WHEEL_DIR) && env/bin/klayers bench --layer Dense --backend torch --min-time 0.05 --output bench
+	cd $(WHEEL_DIR) && env/bin/klayers train mlp --backend torch --epochs 1 --output train
+	cd $(WHEEL_DIR) && KERAS_BACKEND=torch env/bin/python -c "import json, keraslayers, klayers.configs; \
+		records = json.load(open('bench/results.json'))['results']; \
+		assert records and all(r['status'] == 'ok' for r in records), records; \
+		assert 'site-packages' in keraslayers.__file__, keraslayers.__file__; \
+		assert 'site-packages' in str(klayers.configs.folder('bench'))"
 
 # One pytest process per backend: Keras fixes its backend when it is first imported.
-test: install lint
+test: install lint test-wheel
 	@status=0; for backend in $(BACKENDS); do \
 		echo "=== tests on $$backend"; \
 		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q $(PYTEST_ARGS) || status=1; \

@@ -28,9 +28,10 @@ from typing import Any
 
 import yaml
 
+from klayers import configs
 from klayers.bench.protocol import MeasurementJob
 
-SUITES_DIR = Path(__file__).resolve().parents[3] / "configs" / "bench"
+SUITES_DIR = configs.folder("bench")
 MODES = ("predict", "train")
 DTYPE_POLICIES = ("float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
 BASELINES = ("keras", "native")

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
+from klayers import configs
 from klayers.train.datasets import DATASETS, Dataset, load_dataset
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
 # What the training worker writes beside the model (data set, seed), read back by evaluate.
 MODEL_METADATA = "model.json"
-TRAIN_CONFIGS_DIR = Path(__file__).resolve().parents[3] / "configs" / "train"
+TRAIN_CONFIGS_DIR = configs.folder("train")
 MODEL_NAMES = ("mlp", "cnn", "resnet", "autoencoder", "lstm", "gru", "transformer",
                "transformer_seq2seq")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam")
