@@ -4,8 +4,9 @@ Suites, plans, files, reports and comparisons: pure functions and the command on
 (FAKE_WORKER below, a temporary script that speaks the worker's protocol through
 klayers.bench.protocol), so they are fast and never depend on timing figures.
 test_real_tiny_bench_run runs one real tiny benchmark, under the jax test process only. The
-tests after it call the real worker's functions (klayers.bench.worker.measure) in this process: Keras
-baselines, interleaved timing, grouping, paired ratios, training steps and shared inputs.
+tests after it call the real worker's functions (klayers.bench.worker.measure) in this
+process: Keras baselines, interleaved timing, grouping, paired ratios, training steps and
+shared inputs.
 """
 
 import json
@@ -511,8 +512,8 @@ def test_a_step_failing_midway_fails_itself_and_the_others_go_on():
 
 
 def test_measurements_of_one_case_are_grouped_and_others_are_not():
-    from klayers.bench.worker import measure as worker
     from klayers.bench.protocol import MeasurementJob
+    from klayers.bench.worker import measure as worker
 
     def job(implementation, mode="predict", batch=4):
         return MeasurementJob(index=0, layer="Dense", kind="layer", keras_name="Dense",
@@ -544,8 +545,8 @@ def test_the_ratio_to_a_baseline_is_the_paired_one_when_there_is_one():
 def test_training_step_of_a_layer_without_weights_runs_its_backward_pass():
     from dataclasses import replace
 
-    from klayers.bench.worker import measure as worker
     from klayers.bench.protocol import MeasurementJob
+    from klayers.bench.worker import measure as worker
 
     job = MeasurementJob(
         implementation="keraslayers", layer="MaxPooling2D", keras_name="MaxPooling2D",

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 import keraslayers  # noqa: F401  (registers our layers, so saved models load here)
 from klayers.main import cli
 from klayers.train import run as train
-from klayers.train.worker import fit as train_worker
 from klayers.train.setups import load_train_config
+from klayers.train.worker import fit as train_worker
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 TINY = """
