@@ -581,3 +581,18 @@ def test_implementations_of_a_case_read_the_same_input_tensors(monkeypatch):
     assert [record["status"] for record in records] == ["ok", "ok"]
     # Drawn and converted once, for both: the two layers read the very same buffer.
     assert drawn == [[(4, 4, 2)]]
+
+
+def test_a_layer_whose_config_leaves_an_output_size_to_its_input_trains():
+    # EinsumDense's output_shape may hold None: the symbolic model does not know that size.
+    from klayers.bench.protocol import MeasurementJob, WorkerSettings
+    from klayers.bench.worker import measure as worker
+
+    job = MeasurementJob(
+        implementation="custom", layer="keras.layers:EinsumDense", keras_name=None,
+        kind="custom", config={"equation": "abc,cd->abd", "output_shape": [None, 8],
+                               "bias_axes": "d"},
+        input_shape=[5, 4], input_dtype="float32", dtype="float32", mode="train",
+        batch_size=2, index=0, device="cpu:0")
+    records = worker.measure_group([job], WorkerSettings(min_time=0.01, min_rounds=2))
+    assert [(record["status"], record["error"]) for record in records] == [("ok", None)]

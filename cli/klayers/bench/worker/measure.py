@@ -397,6 +397,10 @@ def _keras_step(job: MeasurementJob, settings: WorkerSettings,
     # The output's shape comes from the symbolic model: on torch, a predict_on_batch call
     # before train_on_batch leaves the model without gradients (Keras 3.15).
     output_shape = (job.batch_size, *model.outputs[0].shape[1:])
+    if None in output_shape:
+        # A size the layer leaves to its input (EinsumDense's `output_shape` with None): one
+        # eager call tells it (not predict_on_batch, for the reason above).
+        output_shape = tuple(int(size) for size in keras.ops.shape(model(x)))
     target = keras.ops.convert_to_tensor(np.zeros(output_shape, "float32"))
     # Both return NumPy values, so each step ends only when its result is on the host.
     if job.mode == "predict":
