@@ -583,6 +583,41 @@ def test_implementations_of_a_case_read_the_same_input_tensors(monkeypatch):
     assert drawn == [[(4, 4, 2)]]
 
 
+def test_a_suite_can_name_any_layer_class_and_a_saved_model(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny.keras").write_bytes(b"")  # parsing checks that it exists
+    suite = tmp_path / "mine.yaml"
+    suite.write_text(textwrap.dedent("""
+        defaults: {batch_sizes: [4], modes: [predict]}
+        cases:
+          - layer: keras.layers:EinsumDense
+            config: {equation: "abc,cd->abd", output_shape: [null, 8], bias_axes: d}
+            input_shape: [5, 4]
+          - {model: models/tiny.keras, batch_sizes: [2, 8]}
+    """))
+    custom, model = suites.load_suite(str(suite)).cases
+    assert (custom.kind, custom.keras_name, custom.batch_sizes) == ("custom", "EinsumDense", (4,))
+    assert (model.kind, model.layer, model.batch_sizes) == (
+        "model", str((tmp_path / "models" / "tiny.keras").resolve()), (2, 8))
+    planned = suites.measurements((custom, model), "jax", ["cpu:0"], ("keras",))
+    assert [m.implementation for m in planned] == ["custom", "keras", "model", "model"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ({"model": "missing.keras"}, r"cases\[0\]\.model: no \.keras file at .*missing\.keras"),
+    ({"model": "tiny.keras", "config": {}}, r"unknown key 'config' in a model case"),
+    ({"layer": "keras.layers:", "input_shape": [4]},
+     r"cases\[0\]\.layer must be 'package.module:ClassName'"),
+    ({"layer": "Dence", "input_shape": [4]}, r"unknown layer 'Dence'.*package.module:Class"),
+])
+def test_a_suite_case_that_cannot_run_is_refused_with_its_place(tmp_path, case, message):
+    (tmp_path / "tiny.keras").write_bytes(b"")
+    suite = tmp_path / "bad.yaml"
+    suite.write_text(json.dumps({"cases": [case]}))
+    with pytest.raises(suites.SuiteError, match=message):
+        suites.load_suite(str(suite))
+
+
 def test_a_layer_whose_config_leaves_an_output_size_to_its_input_trains():
     # EinsumDense's output_shape may hold None: the symbolic model does not know that size.
     from klayers.bench.protocol import MeasurementJob, WorkerSettings

@@ -36,6 +36,7 @@ MODES = ("predict", "train")
 DTYPE_POLICIES = ("float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
 BASELINES = ("keras", "native")
 _CASE_KEYS = {"layer", "config", "input_shape", "input_dtype", "batch_sizes", "dtypes", "modes"}
+_MODEL_CASE_KEYS = {"model", "batch_sizes", "dtypes", "modes"}
 _LENGTH_BOUNDS = ("sequence_length",)
 _SUITE_KEYS = {"description", "min_time", "defaults", "cases", "catalog"}
 
@@ -156,8 +157,9 @@ def parse_suite(data: Any, source: str, *, name: str = "suite") -> Suite:
     defaults = data.get("defaults") or {}
     _check_keys(defaults, {"batch_sizes", "dtypes", "modes"}, source, "defaults")
     records = {record.name: record for record in catalog_records()}
+    folder = Path(source).parent if Path(source).is_file() else None
     cases = [
-        _parse_case(entry, defaults, records, f"{source}: cases[{number}]")
+        _parse_case(entry, defaults, records, f"{source}: cases[{number}]", folder)
         for number, entry in enumerate(_list(data, "cases", source))
     ]
     if "catalog" in data:
@@ -174,9 +176,7 @@ def custom_case(
     target: str, kwargs: str, input_shape: str, batch_sizes: tuple[int, ...], dtypes, modes
 ) -> Case:
     """The case of `--custom package.module:Class --kwargs JSON --input-shape 128,64`."""
-    module, _, class_name = target.partition(":")
-    if not module or not class_name.isidentifier():
-        raise SuiteError(f"--custom must be 'package.module:ClassName', received {target!r}")
+    class_name = _class_name(target, "--custom")
     try:
         config = json.loads(kwargs)
     except json.JSONDecodeError as error:
@@ -193,6 +193,14 @@ def model_case(path: str, batch_sizes: tuple[int, ...], dtypes, modes) -> Case:
     if not Path(path).is_file():
         raise SuiteError(f"--model: no such file {path!r}")
     return Case(str(Path(path).resolve()), {}, (), batch_sizes, dtypes, modes, kind="model")
+
+
+def _class_name(target: str, where: str) -> str:
+    """The class of "package.module:Class"; a SuiteError says what a target looks like."""
+    module, _, class_name = target.partition(":")
+    if not module or not class_name.isidentifier():
+        raise SuiteError(f"{where} must be 'package.module:ClassName', received {target!r}")
+    return class_name
 
 
 def parse_input_shape(text: str) -> tuple:
@@ -240,32 +248,55 @@ def measurements(
     return planned
 
 
-def _parse_case(entry: Any, defaults: dict, records: dict, where: str) -> Case:
+def _parse_case(entry: Any, defaults: dict, records: dict, where: str,
+                folder: Path | None = None) -> Case:
+    """A case of a suite file: a catalogue layer by name, a "package.module:Class" layer, or
+    `model: path.keras` (relative to the suite's `folder`)."""
     if not isinstance(entry, dict):
-        raise SuiteError(f"{where}: a case is a mapping with layer, config, input_shape; "
-                         f"received {entry!r}")
+        raise SuiteError(f"{where}: a case is a mapping with layer, config, input_shape (or "
+                         f"model: path.keras); received {entry!r}")
+    if "model" in entry:
+        _check_keys(entry, _MODEL_CASE_KEYS, where, "a model case")
+        path = Path(str(entry["model"]))
+        path = path if path.is_absolute() or folder is None else folder / path
+        if path.suffix != ".keras" or not path.is_file():
+            raise SuiteError(f"{where}.model: no .keras file at {str(path)!r}")
+        return Case(str(path.resolve()), {}, (), **_measured_as(entry, defaults, where),
+                    kind="model")
     _check_keys(entry, _CASE_KEYS, where, "a case")
     layer = entry.get("layer")
-    if layer not in records:
+    custom = isinstance(layer, str) and ":" in layer
+    if custom:
+        keras_name = _class_name(layer, f"{where}.layer")
+    elif layer in records:
+        keras_name = records[layer].keras_name
+    else:
         close = [name for name in records if name.lower() == str(layer).lower()]
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise SuiteError(f"{where}.layer: unknown layer {layer!r}{hint}; "
-                         f"`klayers list` shows the catalogue")
+                         f"`klayers list` shows the catalogue, or give 'package.module:Class'")
     config = entry.get("config") or {}
     if not isinstance(config, dict):
         raise SuiteError(f"{where}.config must be a mapping, received {config!r}")
     shape = _shape(entry.get("input_shape"), f"{where}.input_shape")
+    default_dtype = "float32" if custom else records[layer].example_input_dtype
     return Case(
-        layer, config, shape,
-        batch_sizes=_batch_sizes(entry.get("batch_sizes", defaults.get("batch_sizes", [32])),
-                                 f"{where}.batch_sizes"),
-        dtypes=_choices(entry.get("dtypes", defaults.get("dtypes", ["float32"])),
-                        DTYPE_POLICIES, f"{where}.dtypes"),
-        modes=_choices(entry.get("modes", defaults.get("modes", list(MODES))), MODES,
-                       f"{where}.modes"),
-        input_dtype=str(entry.get("input_dtype", records[layer].example_input_dtype)),
-        keras_name=records[layer].keras_name,
+        layer, config, shape, **_measured_as(entry, defaults, where),
+        input_dtype=str(entry.get("input_dtype", default_dtype)),
+        kind="custom" if custom else "catalog", keras_name=keras_name,
     )
+
+
+def _measured_as(entry: dict, defaults: dict, where: str) -> dict[str, tuple]:
+    """A case's batch sizes, dtypes and modes: its own, else the suite's defaults."""
+    return {
+        "batch_sizes": _batch_sizes(entry.get("batch_sizes", defaults.get("batch_sizes", [32])),
+                                    f"{where}.batch_sizes"),
+        "dtypes": _choices(entry.get("dtypes", defaults.get("dtypes", ["float32"])),
+                           DTYPE_POLICIES, f"{where}.dtypes"),
+        "modes": _choices(entry.get("modes", defaults.get("modes", list(MODES))), MODES,
+                          f"{where}.modes"),
+    }
 
 
 def _catalog_cases(spec: Any, defaults: dict, records: dict, where: str) -> list[Case]:
