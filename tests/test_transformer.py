@@ -87,6 +87,35 @@ def test_encoder_fully_padded_sequence_is_finite():
     assert np.all(np.isfinite(to_numpy(block(SEQUENCE, attention_mask=attention_mask))))
 
 
+def test_encoder_returns_attention_scores():
+    block = kl.TransformerEncoder(8, num_heads=2)
+    y, scores = block(SEQUENCE, padding_mask=PADDING, return_attention_scores=True)
+    close(y, block(SEQUENCE, padding_mask=PADDING))
+    assert tuple(scores.shape) == (2, 2, 5, 5)
+    # (batch, heads, target, source): rows sum to 1, padded keys get no weight.
+    close(to_numpy(scores).sum(-1), np.ones((2, 2, 5)))
+    assert np.all(to_numpy(scores)[0, :, :, 3:] == 0)
+    symbolic = block(keras.Input((5, 4)), return_attention_scores=True)
+    assert [tuple(t.shape) for t in symbolic] == [(None, 5, 4), (None, 2, 5, 5)]
+
+
+def test_blocks_reject_masks_of_the_wrong_rank():
+    block = kl.TransformerEncoder(8, num_heads=2, name="enc")
+    with pytest.raises(ValueError, match=r"'enc'.*`padding_mask`.*\(batch, source\).*\(2, 1, 5\)"):
+        block(SEQUENCE, padding_mask=PADDING[:, None])
+    with pytest.raises(ValueError, match=r"'enc'.*`attention_mask`.*\(2, 5\)"):
+        block(SEQUENCE, attention_mask=PADDING)
+    decoder = kl.TransformerDecoder(8, num_heads=2, name="dec")
+    with pytest.raises(ValueError, match=r"'dec'.*`encoder_padding_mask`.*\(2, 1, 3\)"):
+        decoder(SEQUENCE, ENCODED, encoder_padding_mask=ENCODER_PADDING[:, None])
+
+
+def test_blocks_reject_an_unknown_initializer():
+    for layer in (kl.TransformerEncoder, kl.TransformerDecoder):
+        with pytest.raises(ValueError):
+            layer(4, num_heads=2, dropout=0.5, kernel_initializer="Invalid")
+
+
 def test_encoder_propagates_training_and_mask():
     block = kl.TransformerEncoder(8, num_heads=2, dropout=0.5)
     close(block(SEQUENCE), block(SEQUENCE))
@@ -98,8 +127,29 @@ def test_encoder_propagates_training_and_mask():
 
 
 def test_decoder_contract():
-    check_layer_contract(lambda: kl.TransformerDecoder(8, num_heads=2), (2, 5, 4),
-                         input_data=SEQUENCE, trainable_weights=16)
+    check_layer_contract(lambda: kl.TransformerDecoder(8, num_heads=2, dropout=0.1,
+                                                       kernel_initializer=SEEDED),
+                         (2, 5, 4), input_data=SEQUENCE, trainable_weights=16,
+                         seed_generators=3)
+
+
+def test_decoder_weights_in_keras_hub_order_and_build_shapes_in_its_config():
+    block = kl.TransformerDecoder(8, num_heads=2, dropout=0.1)
+    block(SEQUENCE, ENCODED)
+    names = [w.path.split("/", 1)[1] for w in block.weights]
+    sublayers = list(dict.fromkeys(name.split("/")[0] for name in names))
+    assert sublayers == ["self_attention", "self_attention_layer_norm", "cross_attention",
+                         "cross_attention_layer_norm", "feedforward_intermediate_dense",
+                         "feedforward_output_dense", "feedforward_layer_norm"]
+    assert len(block.non_trainable_variables) == 5  # the dropouts' seed generators
+    config = block.get_config()
+    assert (config["decoder_sequence_shape"], config["encoder_sequence_shape"]) == (
+        (2, 5, 4), (2, 3, 6))
+    clone = kl.TransformerDecoder.from_config(config)
+    assert clone.built and len(clone.weights) == 26
+    clone.set_weights(block.get_weights())
+    close(clone(SEQUENCE, ENCODED), block(SEQUENCE, ENCODED))
+    assert kl.TransformerDecoder(8, num_heads=2).get_config()["decoder_sequence_shape"] is None
 
 
 def test_decoder_with_cross_attention_weights_and_save_load():
@@ -334,8 +384,67 @@ def test_rotary_embedding_rejects_bad_positions():
         rope(SEQUENCE, positions=np.arange(4))
     with pytest.raises(ValueError, match=r"'rope'.*positions of shape \(3, 5\)"):
         rope(SEQUENCE, positions=np.zeros((3, 5), "int32"))
-    with pytest.raises(ValueError, match=r"'rope'.*start_index=2"):
-        rope(SEQUENCE, positions=np.arange(5), start_index=2)
+    # As in keras-hub, explicit positions replace start_index.
+    close(rope(SEQUENCE, positions=np.arange(5), start_index=2), rope(SEQUENCE))
+
+
+def test_rotary_embedding_dynamic_scaling_matches_the_formula():
+    rope = kl.RotaryEmbedding(rope_type="dynamic", scaling_factor=4.0, max_wavelength=100)
+    heads = random_inputs((2, 5, 3, 4), seed=3)
+    # NTK-aware: frequencies divided by s ** (d / (d - 2)); as positions divided by it.
+    close(rope(heads), numpy_rotary(heads, 100, 4.0 ** (4 / 2)))
+
+
+def test_rotary_embedding_yarn_keeps_fast_pairs_and_interpolates_slow_ones():
+    """Pairs that turn many times over the original context keep their frequency; pairs
+    that turn less than once are interpolated; cos and sin are scaled by 0.1 ln(s) + 1."""
+    features, scale = 64, 4.0
+    rope = kl.RotaryEmbedding(rope_type="yarn", scaling_factor=scale)
+    frequencies = to_numpy(rope._inverse_frequencies(features))
+    original = 1.0 / 10000 ** (np.arange(0, features, 2) / features)
+    np.testing.assert_allclose(frequencies[:5], original[:5], rtol=1e-6)
+    np.testing.assert_allclose(frequencies[-5:], original[-5:] / scale, rtol=1e-6)
+    x = np.ones((1, 1, features), "float32")  # position 0: cos 1, sin 0
+    np.testing.assert_allclose(to_numpy(rope(x)), x * (0.1 * np.log(scale) + 1), rtol=1e-6)
+
+
+def test_rotary_embedding_rejects_bad_arguments():
+    with pytest.raises(ValueError, match=r"RotaryEmbedding layer .*rope_type.*'ntk'"):
+        kl.RotaryEmbedding(rope_type="ntk")
+    with pytest.raises(ValueError, match=r"scaling_factor=0.5"):
+        kl.RotaryEmbedding(scaling_factor=0.5)
+    with pytest.raises(ValueError, match=r"original_max_position_embeddings=0"):
+        kl.RotaryEmbedding(original_max_position_embeddings=0)
+    with pytest.raises(ValueError, match=r"denominator_dim=-2"):
+        kl.RotaryEmbedding(denominator_dim=-2)
+
+
+def test_position_layers_at_explicit_positions():
+    positions = np.array([[4, 0, 1, 5, 2], [0, 1, 2, 3, 4]])
+    layer = kl.PositionEmbedding(7)
+    layer.build(SEQUENCE.shape)
+    table = to_numpy(layer.embeddings)
+    close(layer(SEQUENCE, positions=positions), table[positions])
+    close(layer(SEQUENCE, positions=positions[0]), np.broadcast_to(table[positions[0]],
+                                                                   (2, 5, 4)))
+    sine = kl.SinePositionEncoding()
+    close(sine(SEQUENCE, positions=positions[1]), sine(SEQUENCE))
+    close(to_numpy(sine(SEQUENCE, positions=positions))[0, 1], to_numpy(sine(SEQUENCE))[0, 0])
+    # Step by step from start_index gives the whole sequence.
+    for position_layer in (layer, sine, kl.RotaryEmbedding()):
+        whole = to_numpy(position_layer(SEQUENCE))
+        steps = [to_numpy(position_layer(SEQUENCE[:, t:t + 1], start_index=t)) for t in range(5)]
+        close(np.concatenate(steps, axis=1), whole)
+
+
+def test_position_layers_keep_unknown_sizes_and_a_float16_policy():
+    for layer in (kl.PositionEmbedding(40), kl.SinePositionEncoding(), kl.RotaryEmbedding()):
+        assert tuple(layer(keras.Input((None, 6))).shape) == (None, None, 6)
+        assert tuple(layer(keras.Input((None, 5, 6))).shape) == (None, None, 5, 6)
+    for make in (lambda: kl.PositionEmbedding(21, dtype="float16"),
+                 lambda: kl.SinePositionEncoding(dtype="float16"),
+                 lambda: kl.RotaryEmbedding(dtype="float16")):
+        assert make()(keras.Input((21, 30))).dtype == "float16"
 
 
 def test_rotary_embedding_rejects_odd_features():
@@ -359,3 +468,33 @@ def test_token_and_position_embedding():
         "token_embedding/embeddings", "position_embedding/embeddings"]
     with pytest.raises(ValueError, match=r"sequence_length=6"):
         layer(np.ones((2, 7), "int32"))
+
+
+def test_token_and_position_embedding_ties_and_reverses():
+    tokens = np.array([[3, 1, 0, 0, 0], [7, 2, 9, 4, 0]], "int32")
+    layer = kl.TokenAndPositionEmbedding(10, 6, 4, embeddings_initializer="ones")
+    np.testing.assert_array_equal(to_numpy(layer(tokens)), np.full((2, 5, 4), 2.0))
+    untied = kl.TokenAndPositionEmbedding(10, 6, 4, tie_weights=False)
+    assert layer.get_config()["tie_weights"] and not untied.get_config()["tie_weights"]
+    untied(tokens)
+    assert [w.path.split("/", 1)[1] for w in untied.weights] == [
+        "token_embedding/embeddings", "token_embedding/reverse_embeddings",
+        "position_embedding/embeddings"]
+    # Logits against the tied table; against the separate one when untied.
+    hidden = random_inputs((2, 5, 4), seed=5)
+    table = to_numpy(layer.token_embedding.embeddings)
+    close(layer.token_embedding(hidden, reverse=True), hidden @ table.T)
+    close(untied.token_embedding(hidden, reverse=True),
+          hidden @ to_numpy(untied.token_embedding.reverse_embeddings))
+    # Explicit positions pick the position rows.
+    positions = np.array([4, 0, 1, 5, 2])
+    close(untied(tokens, positions=positions),
+          to_numpy(untied.token_embedding(tokens))
+          + to_numpy(untied.position_embedding.embeddings)[positions])
+    # The mask of mask_zero reaches the output.
+    masked = kl.TokenAndPositionEmbedding(10, 6, 4, mask_zero=True)
+    inputs = keras.Input((5,), dtype="int32")
+    pooled = keras.layers.GlobalAveragePooling1D()(masked(inputs))
+    y = to_numpy(keras.Model(inputs, pooled)(tokens))
+    full = to_numpy(masked(tokens))
+    close(y[0], full[0, :2].mean(0))

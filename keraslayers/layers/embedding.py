@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import numbers
+import math
+import warnings
 
 import keras
 from keras import constraints, initializers, ops, regularizers
@@ -50,6 +51,8 @@ class Embedding(keras.layers.Layer):
         quantization_config=None,
         **kwargs,
     ):
+        if kwargs.pop("input_length", None) is not None:
+            warnings.warn("Argument `input_length` is deprecated. Just remove it.", stacklevel=2)
         super().__init__(**kwargs)
         validation.no_quantization(self, quantization_config)
         self.input_dim = validation.positive_int(self, "input_dim", input_dim)
@@ -93,8 +96,10 @@ class Embedding(keras.layers.Layer):
         return (*input_shape, self.output_dim)
 
     def compute_output_spec(self, inputs):
+        # A ragged (TensorFlow) batch of indices gives a ragged batch of vectors.
         return keras.KerasTensor(
-            self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
+            self.compute_output_shape(inputs.shape), dtype=self.compute_dtype,
+            ragged=getattr(inputs, "ragged", False),
         )
 
     def get_config(self):
@@ -106,6 +111,130 @@ class Embedding(keras.layers.Layer):
             "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
             "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
             "mask_zero": self.mask_zero,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class ReversibleEmbedding(Embedding):
+    """An `Embedding` that can also project vectors back to logits over the vocabulary.
+
+    Drop-in for `keras.layers.ReversibleEmbedding` (and keras-hub's, which is the same
+    class). `call(inputs)` looks up vectors as `Embedding` does; `call(hidden, reverse=True)`
+    computes `logits = hidden @ embeddings.T` (tied weights) or `hidden @ reverse_embeddings`
+    (untied), optionally soft-capped: `tanh(logits / logit_soft_cap) * logit_soft_cap`.
+    Weights: `embeddings` `(input_dim, output_dim)`, then, untied, `reverse_embeddings`
+    `(output_dim, input_dim)`.
+
+    Args:
+        input_dim, output_dim: as in `Embedding`.
+        tie_weights: whether the reverse projection uses the transposed embeddings.
+        embeddings_initializer, embeddings_regularizer, embeddings_constraint, mask_zero:
+            as in `Embedding` (the initializer also initializes `reverse_embeddings`).
+        reverse_dtype: dtype of the reverse projection; None means the compute dtype.
+        logit_soft_cap: None, or the cap of the reverse logits.
+
+    Call arguments:
+        inputs: indices `(batch, ...)`, or with `reverse=True` vectors
+            `(batch, ..., output_dim)`.
+        reverse: whether to project vectors to logits.
+
+    Input shape:
+        `(batch, ...)`; with `reverse=True`, `(batch, ..., output_dim)`.
+
+    Output shape:
+        `(batch, ..., output_dim)`; with `reverse=True`, `(batch, ..., input_dim)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> embedding = kl.ReversibleEmbedding(10, 4)
+        >>> vectors = embedding(np.array([[1, 2, 3]]))
+        >>> tuple(embedding(vectors, reverse=True).shape)
+        (1, 3, 10)
+    """
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        tie_weights=True,
+        embeddings_initializer="uniform",
+        embeddings_regularizer=None,
+        embeddings_constraint=None,
+        mask_zero=False,
+        reverse_dtype=None,
+        logit_soft_cap=None,
+        **kwargs,
+    ):
+        super().__init__(
+            input_dim,
+            output_dim,
+            embeddings_initializer=embeddings_initializer,
+            embeddings_regularizer=embeddings_regularizer,
+            embeddings_constraint=embeddings_constraint,
+            mask_zero=mask_zero,
+            **kwargs,
+        )
+        self.tie_weights = bool(tie_weights)
+        if reverse_dtype is not None:
+            keras.backend.standardize_dtype(reverse_dtype)  # a ValueError if it is none
+        self.reverse_dtype = reverse_dtype
+        self.logit_soft_cap = validation.non_negative(
+            self, "logit_soft_cap", logit_soft_cap, allow_none=True
+        )
+        # Whether the latest call projected back: its output then carries no mask.
+        self._reversed = False
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        super().build(input_shape)
+        if not self.tie_weights:
+            self.reverse_embeddings = self.add_weight(
+                name="reverse_embeddings",
+                shape=(self.output_dim, self.input_dim),
+                initializer=self.embeddings_initializer,
+            )
+
+    def call(self, inputs, reverse=False):
+        self._reversed = bool(reverse)
+        if not reverse:
+            return super().call(inputs)
+        kernel = ops.transpose(self.embeddings) if self.tie_weights else self.reverse_embeddings
+        if self.reverse_dtype is not None:
+            inputs = ops.cast(inputs, self.reverse_dtype)
+            kernel = ops.cast(kernel, self.reverse_dtype)
+        # (batch, ..., output_dim) @ (output_dim, input_dim) -> (batch, ..., input_dim); as in
+        # Keras, without reverse_dtype the float32 table meets the inputs as they come.
+        logits = ops.matmul(inputs, kernel)
+        if self.logit_soft_cap is not None:
+            logits = ops.tanh(logits / self.logit_soft_cap) * self.logit_soft_cap
+        return logits
+
+    def compute_mask(self, inputs, mask=None):
+        # Keras asks for the mask right after `call` (or `compute_output_spec`), with the
+        # inputs only: the flag they set says which way this call went.
+        if self._reversed:
+            return None
+        return super().compute_mask(inputs, mask)
+
+    def compute_output_shape(self, input_shape, reverse=False):
+        if reverse:
+            return (*input_shape[:-1], self.input_dim)
+        return super().compute_output_shape(input_shape)
+
+    def compute_output_spec(self, inputs, reverse=False):
+        self._reversed = bool(reverse)
+        if not reverse:
+            return super().compute_output_spec(inputs)
+        dtype = self.reverse_dtype or keras.backend.result_type(inputs.dtype, "float32")
+        return keras.KerasTensor(self.compute_output_shape(inputs.shape, reverse=True), dtype=dtype)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "tie_weights": self.tie_weights,
+            "reverse_dtype": self.reverse_dtype,
+            "logit_soft_cap": self.logit_soft_cap,
         }
 
 
@@ -124,6 +253,9 @@ class PositionEmbedding(keras.layers.Layer):
     Call arguments:
         inputs: `(batch, ..., sequence, features)`.
         start_index: position of the first step (for decoding one step at a time).
+        positions: explicit integer position of every step, `(sequence,)` or
+            `(batch, sequence)` (packed or left-padded sequences); `start_index` is then
+            ignored, as in keras-hub.
 
     Input shape:
         `(batch, ..., sequence, features)`, `sequence <= sequence_length`.
@@ -163,13 +295,17 @@ class PositionEmbedding(keras.layers.Layer):
                 f"sequence_length={self.sequence_length}."
             )
 
-    def call(self, inputs, start_index=0):
-        self._check_length(inputs.shape[-2], inputs.shape, start_index)
+    def call(self, inputs, start_index=0, positions=None):
         shape = ops.shape(inputs)
-        # (sequence_length, features) -> (sequence, features), broadcast over the batch.
         table = ops.cast(self.embeddings, self.compute_dtype)
-        positions = ops.slice(table, (start_index, 0), (shape[-2], shape[-1]))
-        return ops.broadcast_to(positions, shape)
+        if positions is None:
+            self._check_length(inputs.shape[-2], inputs.shape, start_index)
+            # (sequence_length, features) -> (sequence, features), broadcast over the batch.
+            embeddings = ops.slice(table, (start_index, 0), (shape[-2], shape[-1]))
+        else:
+            # (sequence,) or (batch, sequence) -> (1 or batch, sequence, features)
+            embeddings = ops.take(table, _batched_positions(positions), axis=0)
+        return ops.broadcast_to(embeddings, shape)
 
     def compute_output_shape(self, inputs_shape):
         return inputs_shape
@@ -180,6 +316,12 @@ class PositionEmbedding(keras.layers.Layer):
             "sequence_length": self.sequence_length,
             "initializer": initializers.serialize(self.initializer),
         }
+
+
+def _batched_positions(positions):
+    """`(sequence,)` or `(batch, sequence)` positions as `(1 or batch, sequence)`."""
+    positions = ops.convert_to_tensor(positions)
+    return ops.expand_dims(positions, 0) if len(positions.shape) == 1 else positions
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
@@ -196,6 +338,8 @@ class SinePositionEncoding(keras.layers.Layer):
     Call arguments:
         inputs: `(batch, ..., sequence, features)`.
         start_index: position of the first step.
+        positions: explicit position of every step, `(sequence,)` or `(batch, sequence)`;
+            `start_index` is then ignored, as in keras-hub.
 
     Input shape:
         `(batch, ..., sequence, features)`.
@@ -216,16 +360,18 @@ class SinePositionEncoding(keras.layers.Layer):
         self.supports_masking = True
         self.built = True
 
-    def call(self, inputs, start_index=0):
+    def call(self, inputs, start_index=0, positions=None):
         shape = ops.shape(inputs)
         length, features = shape[-2], shape[-1]
-        positions = ops.cast(ops.arange(length) + start_index, "float32")
+        if positions is None:
+            positions = ops.expand_dims(ops.arange(length) + start_index, 0)
+        positions = ops.cast(_batched_positions(positions), "float32")  # (1 or batch, sequence)
         feature_index = ops.arange(features)
         # 2i / d for features 2i and 2i + 1.
         exponents = ops.cast(2 * (feature_index // 2), "float32") / ops.cast(features, "float32")
         inverse_wavelengths = ops.power(1.0 / self.max_wavelength, exponents)
-        # (sequence, 1) * (1, features) -> (sequence, features)
-        angles = ops.expand_dims(positions, 1) * ops.expand_dims(inverse_wavelengths, 0)
+        # (1 or batch, sequence, 1) * (features,) -> (1 or batch, sequence, features)
+        angles = ops.expand_dims(positions, -1) * inverse_wavelengths
         odd = ops.cast(feature_index % 2, "float32")
         encodings = ops.sin(angles) * (1.0 - odd) + ops.cos(angles) * odd
         return ops.broadcast_to(ops.cast(encodings, self.compute_dtype), shape)
@@ -237,28 +383,41 @@ class SinePositionEncoding(keras.layers.Layer):
         return {**super().get_config(), "max_wavelength": self.max_wavelength}
 
 
+ROPE_TYPES = ("linear", "dynamic", "yarn")
+
+
 @keras.saving.register_keras_serializable(package="keraslayers")
 class RotaryEmbedding(keras.layers.Layer):
     """Rotary position embedding (RoPE, Su et al., 2021), as keras-hub's.
 
     Rotates each pair of features `(x[i], x[i + d/2])` at position `t` by the angle
-    `t / scaling_factor / max_wavelength ** (2i / d)`:
-    `outputs = x * cos(angle) + concat(-x[d/2:], x[:d/2]) * sin(angle)`, so dot products
-    between rotated queries and keys depend on relative positions. No weights.
+    `t * f[i]`: `outputs = x * cos(angle) + concat(-x[d/2:], x[:d/2]) * sin(angle)`, so dot
+    products between rotated queries and keys depend on relative positions. No weights.
+    The frequencies `f[i] = max_wavelength ** (-2i / d)` are scaled by `rope_type`:
+    "linear" divides them by `scaling_factor` (position interpolation); "dynamic"
+    (NTK-aware) by `scaling_factor ** (d / (d - 2))`; "yarn" (Peng et al., 2023) blends
+    interpolated and original frequencies along a ramp between the correction dimensions
+    of `beta_fast` and `beta_slow` rotations over `original_max_position_embeddings`
+    positions, and scales cos and sin by `0.1 * ln(scaling_factor) + 1`.
 
     Args:
         max_wavelength: the longest wavelength of the rotations.
-        scaling_factor: positions are divided by it (position interpolation); >= 1.
+        scaling_factor: the context extension factor; >= 1.
+        rope_type: "linear", "dynamic" or "yarn".
+        beta_fast, beta_slow, original_max_position_embeddings: YaRN's ramp (yarn only).
+        truncate: whether YaRN's correction range is rounded to whole dimensions (yarn only).
         sequence_axis: axis of the positions.
         feature_axis: axis of the features; its size must be even.
+        denominator_dim: `d` in the frequencies' exponent, when it is not the feature size
+            (models that rotate only part of each head); not used by yarn, as in keras-hub.
 
     Call arguments:
         inputs: e.g. `(batch, sequence, heads, head_dim)` or `(batch, sequence, features)`.
         start_index: position of the first step (an int or a scalar tensor, e.g. the cache
             index when decoding step by step); positions are then `start_index + t`.
         positions: explicit position of every step, `(sequence,)` or `(batch, sequence)`
-            (e.g. packed or left-padded sequences), as keras-hub's; replaces `start_index`,
-            which must then be left at 0.
+            (e.g. packed or left-padded sequences); `start_index` is then ignored, as in
+            keras-hub.
 
     Input shape:
         Any with a sequence and an even-sized feature axis.
@@ -272,8 +431,20 @@ class RotaryEmbedding(keras.layers.Layer):
         (2, 5, 4, 8)
     """
 
-    def __init__(self, max_wavelength=10000, scaling_factor=1.0, sequence_axis=1,
-                 feature_axis=-1, **kwargs):
+    def __init__(
+        self,
+        max_wavelength=10000,
+        scaling_factor=1.0,
+        rope_type="linear",
+        beta_fast=32.0,
+        beta_slow=1.0,
+        original_max_position_embeddings=4096,
+        truncate=True,
+        sequence_axis=1,
+        feature_axis=-1,
+        denominator_dim=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.max_wavelength = validation.positive_int(self, "max_wavelength", max_wavelength)
         self.scaling_factor = float(validation.non_negative(self, "scaling_factor", scaling_factor))
@@ -282,6 +453,18 @@ class RotaryEmbedding(keras.layers.Layer):
                 f"{validation.describe(self)}: `scaling_factor` must be >= 1, received "
                 f"scaling_factor={scaling_factor!r}."
             )
+        if rope_type not in ROPE_TYPES:
+            raise ValueError(
+                f"{validation.describe(self)}: `rope_type` must be one of {ROPE_TYPES}, "
+                f"received rope_type={rope_type!r}."
+            )
+        self.rope_type = rope_type
+        self.beta_fast = float(validation.non_negative(self, "beta_fast", beta_fast))
+        self.beta_slow = float(validation.non_negative(self, "beta_slow", beta_slow))
+        self.original_max_position_embeddings = validation.positive_int(
+            self, "original_max_position_embeddings", original_max_position_embeddings
+        )
+        self.truncate = bool(truncate)
         for argument, axis in (("sequence_axis", sequence_axis), ("feature_axis", feature_axis)):
             if isinstance(axis, bool) or not isinstance(axis, int):
                 raise ValueError(
@@ -290,6 +473,10 @@ class RotaryEmbedding(keras.layers.Layer):
                 )
         self.sequence_axis = sequence_axis
         self.feature_axis = feature_axis
+        self.denominator_dim = (
+            None if denominator_dim is None
+            else validation.positive_int(self, "denominator_dim", denominator_dim)
+        )
         self.supports_masking = True
 
     def build(self, inputs_shape):
@@ -297,10 +484,10 @@ class RotaryEmbedding(keras.layers.Layer):
             self, self.sequence_axis, inputs_shape
         ) + validation.axes(self, self.feature_axis, inputs_shape)
         features = inputs_shape[feature_axis]
-        if sequence_axis == feature_axis or (features is not None and features % 2):
+        if sequence_axis == feature_axis or features is None or features % 2:
             raise ValueError(
-                f"{validation.describe(self)}: needs distinct sequence and feature axes and an "
-                f"even number of features; received sequence_axis={self.sequence_axis}, "
+                f"{validation.describe(self)}: needs distinct sequence and feature axes and a "
+                f"known, even number of features; received sequence_axis={self.sequence_axis}, "
                 f"feature_axis={self.feature_axis}, input shape {tuple(inputs_shape)}."
             )
 
@@ -308,45 +495,81 @@ class RotaryEmbedding(keras.layers.Layer):
         # (..., sequence, ..., features, ...) -> (batch, sequence, ..., features)
         x = ops.moveaxis(inputs, (self.sequence_axis, self.feature_axis), (1, -1))
         if positions is None:
-            positions = ops.expand_dims(ops.arange(ops.shape(x)[1]) + start_index, 0)
+            positions = ops.arange(ops.shape(x)[1], dtype="float32")
+            positions = ops.expand_dims(positions + ops.cast(start_index, "float32"), 0)
         else:
-            positions = self._checked_positions(positions, start_index, x)
+            positions = self._checked_positions(positions, x)
         cos, sin = self._cos_sin(x, positions)
         first, second = ops.split(x, 2, axis=-1)
         rotated = ops.concatenate([-second, first], axis=-1)
         outputs = x * cos + rotated * sin
         return ops.moveaxis(outputs, (1, -1), (self.sequence_axis, self.feature_axis))
 
-    def _checked_positions(self, positions, start_index, x):
-        """`positions` as `(batch or 1, sequence)`, after checking them against `x`
+    def _checked_positions(self, positions, x):
+        """`positions` as float32 `(batch or 1, sequence)`, after checking them against `x`
         `(batch, sequence, ..., features)`."""
+        positions = ops.convert_to_tensor(positions)
         shape, expected = tuple(positions.shape), (x.shape[0], x.shape[1])
         fits = len(shape) in (1, 2) and shape[-1] in (None, expected[1]) and (
             len(shape) == 1 or shape[0] in (None, 1, expected[0]) or expected[0] is None
         )
-        if not fits or not (isinstance(start_index, numbers.Integral) and start_index == 0):
+        if not fits:
             raise ValueError(
                 f"{validation.describe(self)}: `positions` must be (sequence,) or (batch, "
                 f"sequence) = {expected} for inputs of shape {tuple(x.shape)} (sequence axis "
-                f"moved to 1, features last), and replace `start_index`, which must stay 0; "
-                f"received positions of shape {shape} and start_index={start_index!r}."
+                f"moved to 1, features last); received positions of shape {shape}."
             )
-        return positions if len(shape) == 2 else ops.expand_dims(positions, 0)
+        return ops.cast(_batched_positions(positions), "float32")
 
     def _cos_sin(self, x, positions):
         """cos and sin of the angles at `positions` `(batch or 1, sequence)`, shaped
         `(batch or 1, sequence, 1, ..., features)`, in the compute dtype."""
-        features = ops.shape(x)[-1]
-        exponents = ops.arange(0, features, 2, dtype="float32") / ops.cast(features, "float32")
-        inverse_wavelengths = 1.0 / ops.power(float(self.max_wavelength), exponents)
-        positions = ops.cast(positions, "float32") / self.scaling_factor
-        # (batch, sequence, features / 2) -> (batch, sequence, features): the same angle for
-        # x[i] and x[i + d/2]
-        angles = ops.expand_dims(positions, -1) * inverse_wavelengths
+        features = x.shape[-1]
+        # (batch, sequence, 1) * (features / 2,) -> (batch, sequence, features / 2), then the
+        # same angle for x[i] and x[i + d/2]
+        angles = ops.expand_dims(positions, -1) * self._inverse_frequencies(features)
         angles = ops.concatenate([angles, angles], axis=-1)
         for _ in range(len(x.shape) - 3):
             angles = ops.expand_dims(angles, 2)  # (batch, sequence, 1, ..., features)
-        return ops.cast(ops.cos(angles), x.dtype), ops.cast(ops.sin(angles), x.dtype)
+        cos = ops.cast(ops.cos(angles), self.compute_dtype)
+        sin = ops.cast(ops.sin(angles), self.compute_dtype)
+        if self.rope_type == "yarn":
+            attention_scale = 0.1 * math.log(self.scaling_factor) + 1.0
+            cos, sin = cos * attention_scale, sin * attention_scale
+        return cos, sin
+
+    def _inverse_frequencies(self, features):
+        """The angular frequency of each feature pair, `(features / 2,)` float32."""
+        if self.rope_type == "yarn":
+            return self._yarn_inverse_frequencies(features)
+        denominator = features if self.denominator_dim is None else self.denominator_dim
+        exponents = ops.arange(0, features, 2, dtype="float32") / float(denominator)
+        frequencies = ops.power(float(self.max_wavelength), -exponents)
+        if self.rope_type == "linear":
+            return frequencies / self.scaling_factor
+        return frequencies / self.scaling_factor ** (features / max(1, features - 2))
+
+    def _yarn_inverse_frequencies(self, features):
+        base = float(self.max_wavelength)
+        wavelengths = ops.power(base, ops.arange(0, features, 2, dtype="float32") / features)
+        original, interpolated = 1.0 / wavelengths, 1.0 / (self.scaling_factor * wavelengths)
+
+        def correction_dim(rotations):
+            # The pair index whose frequency makes `rotations` turns over the original context.
+            ratio = float(self.original_max_position_embeddings) / (rotations * 2 * math.pi)
+            return features * ops.log(ratio) / (2 * ops.log(base))
+
+        low = correction_dim(ops.convert_to_tensor(self.beta_fast, "float32"))
+        high = correction_dim(ops.convert_to_tensor(self.beta_slow, "float32"))
+        if self.truncate:
+            low, high = ops.floor(low), ops.ceil(high)
+        low, high = ops.maximum(low, 0.0), ops.minimum(high, float(features - 1))
+        # 0 below `low` (keep the original frequency), 1 above `high` (interpolate fully).
+        ramp = ops.clip(
+            (ops.arange(features // 2, dtype="float32") - low) / ops.maximum(high - low, 0.001),
+            0.0, 1.0,
+        )
+        return interpolated * ramp + original * (1.0 - ramp)
 
     def compute_output_shape(self, inputs_shape):
         return inputs_shape
@@ -356,8 +579,14 @@ class RotaryEmbedding(keras.layers.Layer):
             **super().get_config(),
             "max_wavelength": self.max_wavelength,
             "scaling_factor": self.scaling_factor,
+            "rope_type": self.rope_type,
+            "beta_fast": self.beta_fast,
+            "beta_slow": self.beta_slow,
+            "original_max_position_embeddings": self.original_max_position_embeddings,
+            "truncate": self.truncate,
             "sequence_axis": self.sequence_axis,
             "feature_axis": self.feature_axis,
+            "denominator_dim": self.denominator_dim,
         }
 
 
@@ -365,21 +594,28 @@ class RotaryEmbedding(keras.layers.Layer):
 class TokenAndPositionEmbedding(keras.layers.Layer):
     """Token embedding plus learned position embedding, as keras-hub's.
 
-    `outputs[b, t] = token_embedding[tokens[b, t]] + position_embedding[t]`. With
-    `mask_zero=True`, token 0 is padding and the layer emits the mask `tokens != 0`.
-    Weights: `token_embedding/embeddings` `(vocabulary_size, embedding_dim)`, then
-    `position_embedding/embeddings` `(sequence_length, embedding_dim)`.
+    `outputs[b, t] = token_embedding[tokens[b, t]] + position_embedding[t]`. The token
+    embedding is a `ReversibleEmbedding`, so `layer.token_embedding(hidden, reverse=True)`
+    gives logits against its (tied, by default) table. With `mask_zero=True`, token 0 is
+    padding and the layer emits the mask `tokens != 0`. Weights:
+    `token_embedding/embeddings` `(vocabulary_size, embedding_dim)`, with
+    `tie_weights=False` then `token_embedding/reverse_embeddings`
+    `(embedding_dim, vocabulary_size)`, then `position_embedding/embeddings`
+    `(sequence_length, embedding_dim)`.
 
     Args:
         vocabulary_size: number of tokens.
         sequence_length: the longest sequence.
         embedding_dim: size of the vectors.
-        embeddings_initializer: initializer of both tables.
+        tie_weights: whether the token embedding's reverse projection uses its table.
+        embeddings_initializer: initializer of the tables.
         mask_zero: whether token 0 means padding.
 
     Call arguments:
         inputs: integer tokens `(batch, sequence)`.
         start_index: position of the first token.
+        positions: explicit position of every token, `(sequence,)` or `(batch, sequence)`;
+            `start_index` is then ignored, as in keras-hub.
 
     Input shape:
         `(batch, sequence)`, `sequence <= sequence_length`.
@@ -393,32 +629,36 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         (1, 3, 4)
     """
 
-    def __init__(self, vocabulary_size, sequence_length, embedding_dim,
+    def __init__(self, vocabulary_size, sequence_length, embedding_dim, tie_weights=True,
                  embeddings_initializer="uniform", mask_zero=False, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary_size = validation.positive_int(self, "vocabulary_size", vocabulary_size)
         self.sequence_length = validation.positive_int(self, "sequence_length", sequence_length)
         self.embedding_dim = validation.positive_int(self, "embedding_dim", embedding_dim)
+        self.tie_weights = bool(tie_weights)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
-
-    def build(self, inputs_shape):
-        self.token_embedding = Embedding(
+        # Created here, as keras-hub does, so `token_embedding(..., reverse=True)` is there
+        # from the start; built in `build`.
+        self.token_embedding = ReversibleEmbedding(
             self.vocabulary_size,
             self.embedding_dim,
+            tie_weights=self.tie_weights,
             embeddings_initializer=self._fresh_initializer(),
             mask_zero=self.mask_zero,
             dtype=self.dtype_policy,
             name="token_embedding",
         )
-        self.token_embedding.build(inputs_shape)
         self.position_embedding = PositionEmbedding(
             self.sequence_length,
             initializer=self._fresh_initializer(),
             dtype=self.dtype_policy,
             name="position_embedding",
         )
+
+    def build(self, inputs_shape):
+        self.token_embedding.build(inputs_shape)
         self.position_embedding.build((*inputs_shape, self.embedding_dim))
 
     def _fresh_initializer(self):
@@ -426,12 +666,14 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             self.embeddings_initializer.get_config()
         )
 
-    def call(self, inputs, start_index=0):
+    def call(self, inputs, start_index=0, positions=None):
         tokens = self.token_embedding(inputs)
-        return tokens + self.position_embedding(tokens, start_index=start_index)
+        return tokens + self.position_embedding(
+            tokens, start_index=start_index, positions=positions
+        )
 
     def compute_mask(self, inputs, mask=None):
-        return self.token_embedding.compute_mask(inputs, mask)
+        return ops.not_equal(inputs, 0) if self.mask_zero else None
 
     def compute_output_shape(self, inputs_shape):
         return (*inputs_shape, self.embedding_dim)
@@ -442,6 +684,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             "vocabulary_size": self.vocabulary_size,
             "sequence_length": self.sequence_length,
             "embedding_dim": self.embedding_dim,
+            "tie_weights": self.tie_weights,
             "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
             "mask_zero": self.mask_zero,
         }

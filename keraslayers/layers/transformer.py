@@ -17,8 +17,18 @@ from keraslayers.layers.normalization import LayerNormalization
 from keraslayers.layers.regularization import Dropout
 
 
-def merge_padding_and_attention_mask(padding_mask, attention_mask):
+def merge_padding_and_attention_mask(layer, padding_mask, attention_mask,
+                                     padding_name="padding_mask",
+                                     attention_name="attention_mask"):
     """`(batch, 1, source)` padding mask AND `(batch, target, source)` attention mask."""
+    for name, given, rank, axes in ((padding_name, padding_mask, 2, "(batch, source)"),
+                                    (attention_name, attention_mask, 3,
+                                     "(batch, target, source)")):
+        if given is not None and len(given.shape) != rank:
+            raise ValueError(
+                f"{validation.describe(layer)}: `{name}` must have shape {axes}, received "
+                f"shape {tuple(given.shape)}."
+            )
     mask = None
     if padding_mask is not None:
         mask = ops.expand_dims(ops.cast(padding_mask, "bool"), 1)
@@ -35,14 +45,16 @@ class _TransformerBlock(keras.layers.Layer):
         self,
         intermediate_dim,
         num_heads,
-        dropout=0.0,
+        dropout=0,
         activation="relu",
-        layer_norm_epsilon=1e-5,
+        layer_norm_epsilon=1e-05,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         normalize_first=False,
         **kwargs,
     ):
+        # Build shapes a config may carry (keras-hub's TransformerDecoder saves them).
+        build_shapes = [kwargs.pop(name, None) for name in self._config_build_shapes]
         super().__init__(**kwargs)
         self.intermediate_dim = validation.positive_int(self, "intermediate_dim", intermediate_dim)
         self.num_heads = validation.positive_int(self, "num_heads", num_heads)
@@ -55,6 +67,11 @@ class _TransformerBlock(keras.layers.Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.normalize_first = bool(normalize_first)
         self.supports_masking = True
+        if build_shapes and build_shapes[0] is not None:
+            self.build(*build_shapes)
+
+    # Names of the `build` arguments that `get_config` records (none by default).
+    _config_build_shapes = ()
 
     def _initializers(self):
         # Fresh objects per sublayer, so seeded initializers do not repeat their values.
@@ -100,8 +117,7 @@ class _TransformerBlock(keras.layers.Layer):
     def _dropout(self, name):
         return Dropout(self.dropout, dtype=self.dtype_policy, name=name)
 
-    def _build_feedforward(self, sequence_shape, hidden_dim):
-        self.feedforward_layer_norm = self._norm("feedforward_layer_norm", sequence_shape)
+    def _build_feedforward_dense(self, sequence_shape, hidden_dim):
         self.feedforward_intermediate_dense = Dense(
             self.intermediate_dim,
             activation=self.activation,
@@ -115,7 +131,6 @@ class _TransformerBlock(keras.layers.Layer):
             name="feedforward_output_dense",
         )
         self.feedforward_output_dense.build((*sequence_shape[:-1], self.intermediate_dim))
-        self.feedforward_dropout = self._dropout("feedforward_dropout")
 
     def _residual(self, x, norm, dropout, sublayer, training):
         """`x + dropout(sublayer(x))`, normalized before (pre-norm) or after (post-norm)."""
@@ -213,25 +228,48 @@ class TransformerEncoder(_TransformerBlock):
         )
         self.self_attention_layer_norm = self._norm("self_attention_layer_norm", inputs_shape)
         self.self_attention_dropout = self._dropout("self_attention_dropout")
-        self._build_feedforward(inputs_shape, hidden_dim)
+        # Sublayers in keras-hub's order, so its weights load in order.
+        self.feedforward_layer_norm = self._norm("feedforward_layer_norm", inputs_shape)
+        self._build_feedforward_dense(inputs_shape, hidden_dim)
+        self.feedforward_dropout = self._dropout("feedforward_dropout")
 
-    def call(self, inputs, padding_mask=None, attention_mask=None, training=None, mask=None):
+    def call(self, inputs, padding_mask=None, attention_mask=None, training=None,
+             return_attention_scores=False, mask=None):
         padding_mask = mask if padding_mask is None else padding_mask
-        self_attention_mask = merge_padding_and_attention_mask(padding_mask, attention_mask)
+        self_attention_mask = merge_padding_and_attention_mask(self, padding_mask, attention_mask)
+        scores = []
 
         def self_attention(x):
-            return self.self_attention_layer(
-                x, x, attention_mask=self_attention_mask, training=training
+            outputs = self.self_attention_layer(
+                x, x, attention_mask=self_attention_mask,
+                return_attention_scores=return_attention_scores, training=training,
             )
+            if not return_attention_scores:
+                return outputs
+            outputs, attention_scores = outputs
+            scores.append(attention_scores)
+            return outputs
 
         x = self._residual(
             inputs, self.self_attention_layer_norm, self.self_attention_dropout,
             self_attention, training,
         )
-        return self._feedforward(x, training)
+        x = self._feedforward(x, training)
+        return (x, scores[0]) if return_attention_scores else x
 
     def compute_output_shape(self, inputs_shape):
         return inputs_shape
+
+    def compute_output_spec(self, inputs, padding_mask=None, attention_mask=None,
+                            training=None, return_attention_scores=False, mask=None):
+        outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
+        if not return_attention_scores:
+            return outputs
+        batch, length = inputs.shape[0], inputs.shape[1]
+        # (batch, heads, target, source)
+        scores = keras.KerasTensor((batch, self.num_heads, length, length),
+                                   dtype=self.compute_dtype)
+        return outputs, scores
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
@@ -288,7 +326,14 @@ class TransformerDecoder(_TransformerBlock):
         (2, 5, 8)
     """
 
+    _config_build_shapes = ("decoder_sequence_shape", "encoder_sequence_shape")
+    _build_shapes = (None, None)  # until built
+
     def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
+        decoder_sequence_shape = tuple(decoder_sequence_shape)
+        if encoder_sequence_shape is not None:
+            encoder_sequence_shape = tuple(encoder_sequence_shape)
+        self._build_shapes = (decoder_sequence_shape, encoder_sequence_shape)
         hidden_dim = self._hidden_dim(decoder_sequence_shape, "decoder_sequence")
         self.self_attention = self._attention(
             "self_attention", hidden_dim, decoder_sequence_shape, decoder_sequence_shape
@@ -307,7 +352,10 @@ class TransformerDecoder(_TransformerBlock):
                 "cross_attention_layer_norm", decoder_sequence_shape
             )
             self.cross_attention_dropout = self._dropout("cross_attention_dropout")
-        self._build_feedforward(decoder_sequence_shape, hidden_dim)
+        # keras-hub's order: the feedforward's norm after its dense layers.
+        self._build_feedforward_dense(decoder_sequence_shape, hidden_dim)
+        self.feedforward_layer_norm = self._norm("feedforward_layer_norm", decoder_sequence_shape)
+        self.feedforward_dropout = self._dropout("feedforward_dropout")
 
     def call(
         self,
@@ -338,7 +386,8 @@ class TransformerDecoder(_TransformerBlock):
             self.self_attention, None, training, self_attention_cache,
             cache_update_index=self_attention_cache_update_index,
             attention_mask=merge_padding_and_attention_mask(
-                decoder_padding_mask, decoder_attention_mask
+                self, decoder_padding_mask, decoder_attention_mask,
+                "decoder_padding_mask", "decoder_attention_mask",
             ),
             use_causal_mask=use_causal_mask,
         )
@@ -348,7 +397,8 @@ class TransformerDecoder(_TransformerBlock):
                 self.cross_attention, encoder_sequence, training, cross_attention_cache,
                 cache_update_index=cross_attention_cache_update_index,
                 attention_mask=merge_padding_and_attention_mask(
-                    encoder_padding_mask, encoder_attention_mask
+                    self, encoder_padding_mask, encoder_attention_mask,
+                    "encoder_padding_mask", "encoder_attention_mask",
                 ),
             )
         x = self._feedforward(x, training)
@@ -388,3 +438,11 @@ class TransformerDecoder(_TransformerBlock):
             for cache in (self_attention_cache, cross_attention_cache) if cache is not None
         )
         return (outputs, *caches) if caches else outputs
+
+    def get_config(self):
+        decoder_sequence_shape, encoder_sequence_shape = self._build_shapes
+        return {
+            **super().get_config(),
+            "decoder_sequence_shape": decoder_sequence_shape,
+            "encoder_sequence_shape": encoder_sequence_shape,
+        }
