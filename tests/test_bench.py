@@ -332,11 +332,11 @@ def test_an_interrupted_run_keeps_what_it_measured(tmp_path, fake_worker):
 # compare
 
 
-def save_run(path, medians, statuses=None):
+def save_run(path, medians, statuses=None, device="cpu:0"):
     records = []
     for number, median in enumerate(medians):
         records.append({"case": f"case {number}", "layer": "Dense", "implementation": "keraslayers",
-                        "backend": "jax", "device": "cpu:0", "dtype": "float32",
+                        "backend": "jax", "device": device, "dtype": "float32",
                         "mode": "predict", "batch_size": 32,
                         "status": (statuses or {}).get(number, "ok"),
                         "latency_ms": {"median": median, "p25": median, "p75": median,
@@ -361,6 +361,46 @@ def test_compare_counts_a_newly_failing_case_as_a_regression(tmp_path):
     failed = save_run(tmp_path / "failed.json", [1.0], statuses={0: "error"})
     assert invoke("compare", base, failed).exit_code == 1
     assert invoke("compare", failed, base).exit_code == 0
+
+
+def test_compare_matches_records_across_devices_on_the_fields_asked(tmp_path):
+    cpu = save_run(tmp_path / "cpu.json", [4.0, 4.0])
+    gpu = save_run(tmp_path / "gpu.json", [1.0, 5.0], device="gpu:0")
+    # By default a device is part of what was measured: nothing matches.
+    assert "0 matching record(s)" in invoke("compare", cpu, gpu).output
+    result = invoke("compare", cpu, gpu, "--match", "implementation,backend,mode,batch_size")
+    assert result.exit_code == 1, result.output  # case 1 is 25% slower on the GPU
+    assert "2 matching record(s); 1 regression(s)" in result.output
+    assert "cpu:0→gpu:0" in result.output and "-75.0%" in result.output
+    result = invoke("compare", cpu, gpu, "--match", "backend,colour")
+    assert result.exit_code == 2 and "unknown field 'colour'" in result.output
+
+
+def test_compare_refuses_a_match_that_leaves_two_records_alike(tmp_path):
+    run = tmp_path / "run.json"
+    save_run(run, [1.0])
+    document = json.loads(run.read_text())
+    document["results"].append({**document["results"][0], "mode": "train"})
+    run.write_text(json.dumps(document))
+    result = invoke("compare", str(run), str(run), "--match", "backend")
+    assert result.exit_code == 2
+    assert "two records of the base run match as one" in result.output
+    assert "add mode to --match" in result.output
+
+
+def test_report_merges_runs_of_several_machines(tmp_path, fake_worker):
+    laptop, server = tmp_path / "laptop", tmp_path / "server"
+    for folder in (laptop, server):
+        run_fake([case()], fake_worker, tmp_path=folder)
+    assert invoke("report", str(laptop), str(server)).exit_code == 2  # where to?
+    result = invoke("report", str(laptop), str(server / "results.json"),
+                    "--output", str(tmp_path / "both"))
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / "both" / "report.md").read_text()
+    # One column per backend and run, the runs in the order given.
+    header = next(line for line in report.splitlines() if line.startswith("| device"))
+    assert header.index("jax@laptop") < header.index("jax@server")
+    assert "laptop: Suite" in report and "server: Suite" in report
 
 
 def test_compare_rejects_a_file_that_is_not_results(tmp_path):

@@ -316,29 +316,44 @@ def _cases(options: dict[str, Any]) -> tuple[str, tuple[suites.Case, ...], float
 
 
 @cli.command()
-@click.argument("results_path", metavar="RUN_DIR|RESULTS.json|RESULTS.jsonl",
-                type=click.Path(exists=True, path_type=Path))
+@click.argument("results_paths", metavar="RUN_DIR|RESULTS.json|RESULTS.jsonl...", nargs=-1,
+                required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for report.md, report.html and charts [default: the run's folder].")
-def report(results_path: Path, output: Path | None) -> None:
-    """Render a saved run again: tables here, report.md, report.html and charts on disk.
+              help="Folder for report.md, report.html and charts [default: the run's folder; "
+                   "required for several runs].")
+def report(results_paths: tuple[Path, ...], output: Path | None) -> None:
+    """Render saved runs: tables here, report.md, report.html and charts on disk.
 
     From results.json, or from results.jsonl (a run killed before it wrote results.json);
     given the run's folder, from its results.json if there is one, else its results.jsonl.
+    Several runs (a laptop's, a server's, a GPU box's) make one report: each backend of each
+    run is a column, named after the run's folder, and each run's environment is listed.
     """
     from klayers.bench import report as reports
-    from klayers.bench.results import load_results
+    from klayers.bench.results import load_results, merge_runs
     from klayers.bench.tables import print_run_tables
 
+    if len(results_paths) > 1 and output is None:
+        raise click.UsageError("several runs make one report: say where with --output")
     try:
-        document = load_results(results_path)
+        documents = [load_results(path) for path in results_paths]
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="'RESULTS.json'") from None
+    if len(documents) == 1:
+        document = documents[0]
+    else:
+        document = merge_runs([_run_label(path) for path in results_paths], documents)
     console = Console()
     print_run_tables(console, document["results"])
-    folder = output or (results_path if results_path.is_dir() else results_path.parent)
+    first = results_paths[0]
+    folder = output or (first if first.is_dir() else first.parent)
     reports.write_reports(folder, document["environment"], document["results"])
     console.print(f"report.md and report.html written to {folder}/")
+
+
+def _run_label(path: Path) -> str:
+    """A run's name in a merged report: its folder's."""
+    return (path if path.is_dir() else path.parent).resolve().name
 
 
 @cli.command()
@@ -349,18 +364,24 @@ def report(results_path: Path, output: Path | None) -> None:
 @click.option("--threshold", default=DEFAULT_THRESHOLD, show_default=True,
               type=click.FloatRange(min=0),
               help="Fail when a median latency grew by more than this fraction.")
-def compare(base_path: Path, new_path: Path, threshold: float) -> None:
+@click.option("--match", "match", metavar="FIELD[,FIELD]",
+              help="Match records on these fields only (and the case): e.g. "
+                   "implementation,backend,dtype,mode,batch_size to line up a CPU run with a "
+                   "GPU run [default: every field of what was measured].")
+def compare(base_path: Path, new_path: Path, threshold: float, match: str | None) -> None:
     """Line up two runs' matching records; exit 1 when any slowed by more than --threshold."""
+    from klayers.bench.compare import KEY, match_fields
     from klayers.bench.compare import compare as compare_runs
     from klayers.bench.results import load_results
     from klayers.bench.tables import compare_table
 
     try:
+        fields = match_fields(match) if match is not None else KEY
         base = load_results(base_path)["results"]
         new = load_results(new_path)["results"]
+        changes = compare_runs(base, new, threshold, fields)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
-    changes = compare_runs(base, new, threshold)
     console = Console()
     console.print(compare_table(changes, threshold))
     regressions = [change for change in changes if change.regression]

@@ -46,8 +46,14 @@ class CaseTable:
 
 
 def backends_in(records: list[dict[str, Any]]) -> list[str]:
+    """The backends in BACKEND_ORDER; those of merged runs ("jax@laptop") by run, then so."""
     found = {record["backend"] for record in records}
-    return sorted(found, key=lambda name: (BACKEND_ORDER + (name,)).index(name))
+
+    def order(name: str) -> tuple:
+        backend, _, run = name.partition("@")
+        return run, (BACKEND_ORDER + (backend,)).index(backend), backend
+
+    return sorted(found, key=order)
 
 
 def format_throughput(samples_per_s: float) -> str:
@@ -180,6 +186,9 @@ def write_reports(output: Path, environment: dict[str, Any], records: list[dict]
 
 
 def environment_lines(environment: dict[str, Any]) -> list[str]:
+    if "runs" in environment:  # several runs in one report (results.merge_runs)
+        return [f"{run['label']}: {line}" for run in environment["runs"]
+                for line in environment_lines(run["environment"])]
     backends = ", ".join(f"{name} {version}" for name, version in
                          (environment.get("backends") or {}).items() if version)
     threads = environment.get("threads") or {}

@@ -180,6 +180,23 @@ def load_results(path: Path) -> dict[str, Any]:
     return document
 
 
+def merge_runs(labels: list[str], documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs as one document: each record's backend names its run ("jax@laptop"), so
+    that each machine's backends are columns of their own, and the environment lists every
+    run's. Runs with the same label are numbered."""
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if labels.count(label) == 1 else f"{label}-{seen[label]}")
+    records = [{**record, "backend": f"{record['backend']}@{label}", "run": label}
+               for label, document in zip(unique, documents, strict=True)
+               for record in document["results"]]
+    runs = [{"label": label, "environment": document.get("environment") or {}}
+            for label, document in zip(unique, documents, strict=True)]
+    return {"environment": {"runs": runs}, "results": records}
+
+
 def to_csv(records: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n")

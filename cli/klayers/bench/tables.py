@@ -47,15 +47,26 @@ def compare_table(changes: list[Change], threshold: float) -> Table:
         table.add_column(name)
     styles = {"slower": "red", "failed": "red", "faster": "green", "fixed": "green"}
     for change in changes:
-        fields = dict(zip(KEY, change.key, strict=True))
-        measurement = (f"{fields['implementation']} {fields['backend']} {fields['device']} "
-                       f"{fields['dtype']} {fields['mode']} b{fields['batch_size']}")
-        delta = f"{change.change:+.1%}" if change.change is not None else "-"
-        style = styles.get(change.verdict)
-        verdict = f"[{style}]{change.verdict}[/]" if style else change.verdict
-        table.add_row(escape(str(fields["case"])), escape(measurement), _latency(change.base),
-                      _latency(change.new), delta, verdict)
+        table.add_row(escape(str(change.key[0])), escape(_measurement(change)),
+                      _latency(change.base), _latency(change.new),
+                      f"{change.change:+.1%}" if change.change is not None else "-",
+                      _styled(change.verdict, styles.get(change.verdict)))
     return table
+
+
+def _measurement(change: Change) -> str:
+    """What was measured, "base→new" for a field the two records differ in (--match)."""
+    base, new = change.base or change.new, change.new or change.base
+    parts = []
+    for name in KEY[1:]:
+        old_value, new_value = base.get(name), new.get(name)
+        value = f"{old_value}" if old_value == new_value else f"{old_value}→{new_value}"
+        parts.append(f"b{value}" if name == "batch_size" else value)
+    return " ".join(parts)
+
+
+def _styled(text: str, style: str | None) -> str:
+    return f"[{style}]{text}[/]" if style else text
 
 
 def _latency(record: dict | None) -> str:
