@@ -498,3 +498,31 @@ def test_token_and_position_embedding_ties_and_reverses():
     y = to_numpy(keras.Model(inputs, pooled)(tokens))
     full = to_numpy(masked(tokens))
     close(y[0], full[0, :2].mean(0))
+
+
+@pytest.mark.parametrize("layer", [kl.TransformerEncoder, kl.TransformerDecoder])
+def test_blocks_in_training_with_dropout_near_one_keep_only_the_norms(layer):
+    """Every sublayer's output is dropped, so post-norm leaves norm(norm(x))."""
+    block = layer(4, num_heads=2, dropout=0.99999)
+    args = (ENCODED,) if layer is kl.TransformerDecoder else ()
+    y = block(SEQUENCE, *args, training=True)
+    norms = [block.self_attention_layer_norm, block.feedforward_layer_norm]
+    if args:
+        norms.insert(1, block.cross_attention_layer_norm)
+    x = keras.ops.convert_to_tensor(SEQUENCE)
+    for norm in norms:
+        x = norm(x)
+    close(y, x)
+
+
+@pytest.mark.parametrize("with_encoder", [False, True])
+def test_decoder_passes_the_decoder_mask_on(with_encoder):
+    tokens, source = keras.Input((5,), dtype="int32"), keras.Input((3, 6))
+    decoded = kl.TransformerDecoder(8, num_heads=2)(
+        kl.Embedding(10, 4, mask_zero=True)(tokens), *((source,) if with_encoder else ()))
+    pooled = keras.layers.GlobalAveragePooling1D()(decoded)
+    model = keras.Model([tokens, source], [decoded, pooled])
+    data = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]], "int32")
+    y, mean = (to_numpy(t) for t in model([data, ENCODED]))
+    close(mean[0], y[0, :3].mean(0))
+    close(mean[1], y[1].mean(0))
