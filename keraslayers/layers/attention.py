@@ -35,6 +35,7 @@ def attend(
     seed_generator=None,
     training=False,
     return_scores=False,
+    scores_after_dropout=False,
     flash_attention=None,
 ):
     """`softmax(scale * query . key + masking) @ value`, per head.
@@ -63,7 +64,9 @@ def attend(
         dropout: rate of dropout on the weights, applied when `training`.
         seed_generator: the `keras.random.SeedGenerator` of the dropout.
         training: whether to apply dropout.
-        return_scores: also return the weights (before dropout).
+        return_scores: also return the weights.
+        scores_after_dropout: return the weights after dropout (as `keras.layers.Attention`
+            does) rather than before it (as Keras's `MultiHeadAttention` does).
         flash_attention: passed to `keras.ops.dot_product_attention` on the fused path.
 
     Returns:
@@ -127,7 +130,9 @@ def attend(
         # (batch, heads, target, source), (batch, source, heads, value_dim)
         #   -> (batch, target, heads, value_dim)
         outputs = ops.einsum("bnts,bsnh->btnh", dropped, value)
-    return outputs, ops.cast(weights, value.dtype) if return_scores else None
+    if not return_scores:
+        return outputs, None
+    return outputs, dropped if scores_after_dropout else ops.cast(weights, value.dtype)
 
 
 def _at_rank(mask, rank):
@@ -265,20 +270,30 @@ class _Layout:
             *(key.shape[a] for a in self.attention_axes),
         )
 
-    def fold_attention_mask(self, mask, query, key):
-        """`attention_mask` in Keras's layout -> `(batch' or 1, target, source)`."""
+    def per_head_attention_mask_shape(self, query, key, heads):
+        """Keras's `attention_mask` with a heads axis, as the scores:
+        `(*batch axes, heads, *query's attended, *key's attended)`."""
+        shape = self.attention_mask_shape(query, key)
+        batch_rank = len(self.batch_axes)
+        return (*shape[:batch_rank], heads, *shape[batch_rank:])
+
+    def fold_attention_mask(self, mask, query, key, heads=None):
+        """`attention_mask` in Keras's layout -> `(batch' or 1, target, source)`; with
+        `heads` (the mask has a heads axis, size `heads` or 1) -> `(batch' or 1, heads,
+        target, source)`."""
         mask = _as_bool(mask)
         if self.is_sequence:
             return mask
         query_shape, key_shape = ops.shape(query), ops.shape(key)
-        full = (
-            *(query_shape[a] for a in self.batch_axes),
-            *(query_shape[a] for a in self.attention_axes),
-            *(key_shape[a] for a in self.attention_axes),
+        batch = tuple(query_shape[a] for a in self.batch_axes)
+        target_sizes = tuple(query_shape[a] for a in self.attention_axes)
+        source_sizes = tuple(key_shape[a] for a in self.attention_axes)
+        heads_axis = () if heads is None else (heads,)
+        target, source = _product(target_sizes), _product(source_sizes)
+        return ops.reshape(
+            ops.broadcast_to(mask, (*batch, *heads_axis, *target_sizes, *source_sizes)),
+            (-1, *heads_axis, target, source),
         )
-        target = _product(query_shape[a] for a in self.attention_axes)
-        source = _product(key_shape[a] for a in self.attention_axes)
-        return ops.reshape(ops.broadcast_to(mask, full), (-1, target, source))
 
     def unfold_scores(self, scores, query, key):
         """`(batch', heads, target, source)` -> Keras's
@@ -356,7 +371,13 @@ class Attention(keras.layers.Layer):
     `scale` is a learned scalar with `use_scale=True` and 1 otherwise. Drop-in for
     `keras.layers.Attention`: weights `scale` then `concat_score_weight`, both scalars.
     Besides `[query, value]` and `[query, value, key]` it takes a single tensor, which
-    attends to itself.
+    attends to itself (Keras's layer refuses one).
+
+    Inputs may have any rank >= 3, `(batch, *others, T, dim)`, as in Keras: the axis before
+    the features is attended over, separately for every entry of the axes before it.
+    A query position whose every value position is masked gets zero weights and a zero
+    output (Keras's layer spreads its weights evenly over the masked values there).
+    With dropout in training, the returned scores are the weights after dropout, as Keras's.
 
     Args:
         use_scale: learn a scalar that multiplies the scores.
@@ -366,17 +387,18 @@ class Attention(keras.layers.Layer):
 
     Call arguments:
         inputs: `[query, value]`, `[query, value, key]` or one tensor (self-attention).
-        mask: `[query_mask, value_mask]` (`(batch, Tq)`, `(batch, Tv)`), or one mask for a
-            single tensor; filled in from Keras masks. Masked values are ignored; masked
-            query positions give zero outputs.
-        return_attention_scores: also return the weights `(batch, Tq, Tv)`.
+        mask: `[query_mask, value_mask]` (`(batch, *others, Tq)`, `(batch, *others, Tv)`),
+            or one mask for a single tensor; filled in from Keras masks. Masked values are
+            ignored; masked query positions give zero outputs.
+        return_attention_scores: also return the weights `(batch, *others, Tq, Tv)`.
         use_causal_mask: position `i` attends only to positions `j <= i`.
 
     Input shape:
-        query `(batch, Tq, dim)`, value `(batch, Tv, value_dim)`, key `(batch, Tv, dim)`.
+        query `(batch, *others, Tq, dim)`, value `(batch, *others, Tv, value_dim)`, key
+        `(batch, *others, Tv, dim)`.
 
     Output shape:
-        `(batch, Tq, value_dim)`.
+        `(batch, *others, Tq, value_dim)`.
 
     Example:
         >>> import numpy as np, keraslayers as kl
@@ -398,6 +420,9 @@ class Attention(keras.layers.Layer):
         self.seed = seed
         if self.dropout > 0:
             self.seed_generator = keras.random.SeedGenerator(seed)
+        # Keras's layer never runs a fused kernel; ours does where it can, unless flash
+        # attention is disabled globally (`keras.config.disable_flash_attention()`).
+        self._flash_attention = keras.config.is_flash_attention_enabled()
         self.supports_masking = True
 
     def _split(self, inputs, what="inputs"):
@@ -407,23 +432,12 @@ class Attention(keras.layers.Layer):
         if not 2 <= len(inputs) <= 3:
             raise ValueError(
                 f"{validation.describe(self)}: {what} must be one tensor, [query, value] or "
-                f"[query, value, key]; received a list of {len(inputs)}."
+                f"[query, value, key]; received a list of length {len(inputs)}."
             )
         return [inputs[0], inputs[1], inputs[2] if len(inputs) == 3 else inputs[1]]
 
     def build(self, input_shape):
-        query_shape, value_shape, key_shape = self._shapes(input_shape)
-        for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
-            if len(shape) != 3:
-                raise ValueError(
-                    f"{validation.describe(self)}: {name} must have rank 3 (batch, time, "
-                    f"features), received shape {tuple(shape)}."
-                )
-        if None not in (query_shape[-1], key_shape[-1]) and query_shape[-1] != key_shape[-1]:
-            raise ValueError(
-                f"{validation.describe(self)}: query and key need the same feature size, "
-                f"received query {tuple(query_shape)} and key {tuple(key_shape)}."
-            )
+        self._check_shapes(input_shape)
         self.scale = None
         self.concat_score_weight = None
         if self.use_scale:
@@ -433,11 +447,41 @@ class Attention(keras.layers.Layer):
                 name="concat_score_weight", shape=(), initializer="ones"
             )
 
+    def _check_shapes(self, input_shape):
+        """`[query, value, key]` shapes, once checked: same rank >= 3, the same axes before
+        the attended one, query and key of one feature size, value and key of one length."""
+        query_shape, value_shape, key_shape = self._shapes(input_shape)
+        for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
+            if len(shape) < 3 or len(shape) != len(query_shape):
+                raise ValueError(
+                    f"{validation.describe(self)}: query, value and key must have the same "
+                    f"rank >= 3 (batch, ..., time, features), received query "
+                    f"{tuple(query_shape)} and {name} {tuple(shape)}."
+                )
+        others = [query_shape[:-2], value_shape[:-2], key_shape[:-2]]
+        if not all(validation.shapes_agree(others[0], other) for other in others[1:]):
+            raise ValueError(
+                f"{validation.describe(self)}: query, value and key must agree on every axis "
+                f"before the attended one, received query {tuple(query_shape)}, value "
+                f"{tuple(value_shape)} and key {tuple(key_shape)}."
+            )
+        if not validation.shapes_agree(query_shape[-1:], key_shape[-1:]):
+            raise ValueError(
+                f"{validation.describe(self)}: query and key need the same feature size, "
+                f"received query {tuple(query_shape)} and key {tuple(key_shape)}."
+            )
+        if not validation.shapes_agree(value_shape[-2:-1], key_shape[-2:-1]):
+            raise ValueError(
+                f"{validation.describe(self)}: value and key need the same length, "
+                f"received value {tuple(value_shape)} and key {tuple(key_shape)}."
+            )
+        return query_shape, value_shape, key_shape
+
     def _shapes(self, input_shape):
         if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(
             input_shape[0], (list, tuple)
         ):
-            return self._split(list(input_shape), "input_shape")
+            return [tuple(s) for s in self._split(list(input_shape), "input_shape")]
         return [tuple(input_shape)] * 3
 
     def _scores(self, query, key):
@@ -462,25 +506,37 @@ class Attention(keras.layers.Layer):
         query_mask, value_mask = self._masks(inputs, mask)
         scores_mask = None
         if value_mask is not None:
-            _check_mask(self, "value_mask", value_mask, (query.shape[0], value.shape[1]))
-            # (batch, Tv) -> (batch, 1, Tv)
-            scores_mask = ops.reshape(_as_bool(value_mask), (-1, 1, ops.shape(value)[1]))
-        # A single head, without a heads axis: (batch, T, dim)
+            _check_mask(self, "value_mask", value_mask, tuple(value.shape[:-1]))
+            # (batch, *others, Tv) -> (batch', 1, Tv)
+            value_mask = _as_bool(value_mask)
+            if len(value.shape) > 3:
+                value_mask = ops.broadcast_to(value_mask, ops.shape(value)[:-1])
+            scores_mask = ops.reshape(value_mask, (-1, 1, ops.shape(value)[-2]))
+        # A single head, without a heads axis: (batch', T, dim), the axes before T folded
+        # into batch' for inputs of rank > 3.
+        folded = [_fold_leading_axes(x) for x in (query, key, value)]
         outputs, weights = attend(
-            query,
-            key,
-            value,
+            folded[0],
+            folded[1],
+            folded[2],
             scale=1.0 if self.scale is None else self.scale,
-            scores=self._scores(query, key),
+            scores=self._scores(folded[0], folded[1]),
             mask=scores_mask,
             causal=use_causal_mask,
             dropout=self.dropout,
             seed_generator=getattr(self, "seed_generator", None),
             training=training,
             return_scores=return_attention_scores,
+            scores_after_dropout=True,
+            flash_attention=self._flash_attention,
         )
+        if len(query.shape) > 3:
+            leading = ops.shape(query)[:-1]  # (batch, *others, Tq)
+            outputs = ops.reshape(outputs, (*leading, ops.shape(value)[-1]))
+            if weights is not None:
+                weights = ops.reshape(weights, (*leading, ops.shape(key)[-2]))
         if query_mask is not None:
-            _check_mask(self, "query_mask", query_mask, (query.shape[0], query.shape[1]))
+            _check_mask(self, "query_mask", query_mask, tuple(query.shape[:-1]))
             outputs = ops.where(ops.expand_dims(_as_bool(query_mask), -1), outputs, 0)
         if return_attention_scores:
             return outputs, weights
@@ -494,8 +550,8 @@ class Attention(keras.layers.Layer):
             return mask, mask
         if not isinstance(mask, (list, tuple)) or not 2 <= len(mask) <= 3:
             raise ValueError(
-                f"{validation.describe(self)}: `mask` must be a list [query_mask, value_mask], "
-                f"received mask={mask!r}."
+                f"{validation.describe(self)}: `mask` must be a list [query_mask, value_mask] "
+                f"(of length 2 or 3), received mask={mask!r}."
             )
         return mask[0], mask[1]
 
@@ -504,20 +560,21 @@ class Attention(keras.layers.Layer):
             return None
         if not isinstance(inputs, (list, tuple)):
             return mask
-        return None if mask[0] is None else ops.convert_to_tensor(mask[0])
+        query_mask, _ = self._masks(inputs, mask)
+        return None if query_mask is None else ops.convert_to_tensor(query_mask)
 
     def compute_output_shape(self, input_shape):
-        query_shape, value_shape, _ = self._shapes(input_shape)
+        query_shape, value_shape, _ = self._check_shapes(input_shape)
         return (*query_shape[:-1], value_shape[-1])
 
     def compute_output_spec(self, inputs, return_attention_scores=False, **kwargs):
-        query, value, _ = self._split(inputs)
-        shape = (*query.shape[:-1], value.shape[-1])
+        query, value, key = self._split(inputs)
+        shape = self.compute_output_shape([query.shape, value.shape, key.shape])
         outputs = keras.KerasTensor(shape, dtype=self.compute_dtype)
         if not return_attention_scores:
             return outputs
-        # (batch, Tq, Tv)
-        scores = keras.KerasTensor((*query.shape[:-1], value.shape[-2]), dtype=self.compute_dtype)
+        # (batch, *others, Tq, Tv)
+        scores = keras.KerasTensor((*query.shape[:-1], key.shape[-2]), dtype=self.compute_dtype)
         return outputs, scores
 
     def get_config(self):
@@ -528,6 +585,13 @@ class Attention(keras.layers.Layer):
             "dropout": self.dropout,
             "seed": self.seed,
         }
+
+
+def _fold_leading_axes(x):
+    """`(batch, *others, T, dim)` -> `(batch', T, dim)`; rank-3 tensors unchanged."""
+    if len(x.shape) == 3:
+        return x
+    return ops.reshape(x, (-1, *ops.shape(x)[-2:]))
 
 
 class _ProjectedAttention(keras.layers.Layer):
@@ -551,12 +615,18 @@ class _ProjectedAttention(keras.layers.Layer):
         if sliding_window is not None:
             sliding_window = validation.positive_int(self, "sliding_window", sliding_window)
         self.sliding_window = sliding_window
-        if flash_attention and self.dropout > 0:
-            raise ValueError(
-                f"{validation.describe(self)}: flash_attention=True cannot apply dropout; "
-                f"received dropout={dropout!r}."
-            )
         self.flash_attention = flash_attention
+        # As Keras's layers: None follows `keras.config.enable_flash_attention()` /
+        # `disable_flash_attention()` (None: the backend chooses; False: never), read here.
+        self._flash_attention = (
+            keras.config.is_flash_attention_enabled() if flash_attention is None
+            else flash_attention
+        )
+        if self._flash_attention and self.dropout > 0:
+            raise ValueError(
+                f"{validation.describe(self)}: dropout is not supported with flash attention "
+                f"(flash_attention=True); received dropout={dropout!r}."
+            )
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
@@ -589,13 +659,27 @@ class _ProjectedAttention(keras.layers.Layer):
             bias_regularizer=self.bias_regularizer,
             kernel_constraint=self.kernel_constraint,
             bias_constraint=self.bias_constraint,
-            activity_regularizer=self.activity_regularizer,
+            activity_regularizer=self._projections_activity_regularizer,
             dtype=self.dtype_policy,
             name=name,
         )
 
-    def _check_shapes(self, query_shape, value_shape, key_shape):
-        """Ranks and sizes the projections and the attention need; returns the layout."""
+    def _check_shapes(self, query_shape, value_shape, key_shape, building=True):
+        """Ranks and sizes the projections and the attention need; returns the layout.
+
+        Keras's ValueError where Keras raises one (value and key positions that differ,
+        and for GroupQueryAttention query and value feature sizes). `building`: the feature
+        sizes must also be known, to create the weights.
+        """
+        query_shape, value_shape, key_shape = (
+            tuple(s) for s in (query_shape, value_shape, key_shape)
+        )
+        if not validation.shapes_agree(value_shape[1:-1], key_shape[1:-1]):
+            raise ValueError(
+                f"{validation.describe(self)}: all axes of value and key but the last must be "
+                f"equal (the same positions), received value {value_shape} and key "
+                f"{key_shape}."
+            )
         rank = len(query_shape)
         for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
             if len(shape) < 3 or (len(shape) != 3 and not self._any_rank):
@@ -609,13 +693,8 @@ class _ProjectedAttention(keras.layers.Layer):
                     f"{validation.describe(self)}: query, value and key must have the same "
                     f"rank, received query {tuple(query_shape)} and {name} {tuple(shape)}."
                 )
-            validation.known_sizes(self, shape, [rank - 1])
-        if not validation.shapes_agree(value_shape[1:-1], key_shape[1:-1]):
-            raise ValueError(
-                f"{validation.describe(self)}: value and key must have the same positions "
-                f"(every axis but the last), received value {tuple(value_shape)} and key "
-                f"{tuple(key_shape)}."
-            )
+            if building:
+                validation.known_sizes(self, shape, [rank - 1])
         layout = _Layout.of(self, rank, self._attention_axes_argument)
         if not validation.shapes_agree([query_shape[a] for a in layout.batch_axes],
                            [value_shape[a] for a in layout.batch_axes]):
@@ -649,10 +728,11 @@ class _ProjectedAttention(keras.layers.Layer):
             query_mask = mask if query_mask is None else query_mask
             value_mask = mask if value_mask is None else value_mask
         key = value if key is None else key
-        if self.flash_attention and return_attention_scores:
+        if self._flash_attention and return_attention_scores:
             raise ValueError(
-                f"{validation.describe(self)}: flash_attention=True cannot return attention "
-                "scores; use return_attention_scores=False."
+                f"{validation.describe(self)}: returning attention scores is not supported "
+                "with flash attention (flash_attention=True); received "
+                "return_attention_scores=True."
             )
         gate = self.gate_dense(query) if self.use_gate else None
         query = self.query_dense(query)  # (batch, *positions, heads, key_dim)
@@ -687,7 +767,7 @@ class _ProjectedAttention(keras.layers.Layer):
             seed_generator=getattr(self, "seed_generator", None),
             training=training,
             return_scores=return_attention_scores,
-            flash_attention=self.flash_attention,
+            flash_attention=self._flash_attention,
         )
         outputs = layout.unfold(outputs, query)  # (batch, *positions, heads, value_dim)
         if gate is not None:
@@ -731,8 +811,8 @@ class _ProjectedAttention(keras.layers.Layer):
 
     def _scores_mask(self, query, key, query_mask, value_mask, key_mask, attention_mask,
                      use_causal_mask, cache_update_index):
-        """All masks merged, `(batch' or 1, 1, target, source)` or None, and whether the causal
-        mask is left for `attend` to apply (when it is the only one).
+        """All masks merged, `(batch' or 1, heads or 1, target, source)` or None, and whether
+        the causal mask is left for `attend` to apply (when it is the only one).
 
         `query` and `key` are projected, `(batch, *positions, heads, head_dim)`.
         """
@@ -749,14 +829,15 @@ class _ProjectedAttention(keras.layers.Layer):
                 # (batch', 1, source)
                 keys_mask = ops.expand_dims(layout.fold_positions_mask(keys_mask, key), -2)
                 merged = _and(merged, keys_mask)
+        per_head = None
         if attention_mask is not None:
-            _check_mask(self, "attention_mask", attention_mask,
-                        layout.attention_mask_shape(query, key))
-            merged = _and(merged, layout.fold_attention_mask(attention_mask, query, key))
+            shared, per_head = self._attention_mask(attention_mask, query, key)
+            merged = _and(merged, shared)
         if merged is not None:
             while len(merged.shape) < 3:
                 merged = ops.expand_dims(merged, 0)
             merged = ops.expand_dims(merged, 1)  # (batch', 1, target, source): every head
+        merged = _and(merged, per_head)
         causal_only = (use_causal_mask and merged is None and self.sliding_window is None
                        and cache_update_index is None)
         if causal_only:
@@ -772,13 +853,42 @@ class _ProjectedAttention(keras.layers.Layer):
             merged = _and(merged, band)
         return merged, False
 
+    def _attention_mask(self, attention_mask, query, key):
+        """`attention_mask`, in Keras's layouts, folded: `(shared, None)` with shared
+        `(batch' or 1, target, source)`, or `(None, per_head)` with per_head `(batch' or 1,
+        heads or 1, target, source)` for a mask with a heads axis (as many axes as the
+        scores, as in Keras)."""
+        layout = self._layout
+        batch_rank = len(layout.batch_axes)
+        leading = len(attention_mask.shape) - 2 * len(layout.attention_axes)
+        if not layout.is_sequence and 0 <= leading < batch_rank:
+            # As Keras: a mask's leading axes are the first batch axes; it has size 1 on the
+            # missing ones, which come just before the attended axes.
+            sizes = ops.shape(attention_mask)
+            attention_mask = ops.reshape(attention_mask, (
+                *sizes[:leading], *(1,) * (batch_rank - leading), *sizes[leading:]
+            ))
+        if leading != batch_rank + 1:
+            _check_mask(self, "attention_mask", attention_mask,
+                        layout.attention_mask_shape(query, key))
+            return layout.fold_attention_mask(attention_mask, query, key), None
+        heads = self._score_heads
+        _check_mask(self, "attention_mask", attention_mask,
+                    layout.per_head_attention_mask_shape(query, key, heads))
+        mask_heads = 1 if attention_mask.shape[batch_rank] == 1 else heads
+        return None, layout.fold_attention_mask(attention_mask, query, key, mask_heads)
+
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
+        value_shape = query_shape if value_shape is None else value_shape
+        key_shape = value_shape if key_shape is None else key_shape
+        self._check_shapes(query_shape, value_shape, key_shape, building=False)
         return (*query_shape[:-1], *self._projected_output_shape(query_shape))
 
     def compute_output_spec(self, query, value=None, key=None, return_attention_scores=False,
                             cache=None, **kwargs):
         value = query if value is None else value
-        shape = self.compute_output_shape(query.shape, value.shape)
+        shape = self.compute_output_shape(query.shape, value.shape,
+                                          None if key is None else key.shape)
         results = (keras.KerasTensor(shape, dtype=self.compute_dtype),)
         if return_attention_scores:
             # (*batch axes, heads, *query's attended, *key's attended)
@@ -827,6 +937,12 @@ class MultiHeadAttention(_ProjectedAttention):
     `attention_axes` (by default all of them, jointly), separately for every entry of the
     other position axes, as in Keras.
 
+    A target position that sees no source position (every one masked) gets zero heads, so
+    its output is the output bias; Keras's layer gives that on its explicit path (scores
+    returned, dropout, rank > 3) but averages the values there on its fused path. The
+    returned scores are the weights before dropout, as Keras's. With `activity_regularizer`,
+    each projection adds one loss (4, or 5 with `use_gate`), as in Keras.
+
     Args:
         num_heads: number of heads.
         key_dim: size of each head for query and key.
@@ -837,8 +953,11 @@ class MultiHeadAttention(_ProjectedAttention):
         attention_axes: int or tuple, the position axes attended over (negative ones count
             from the end of the input shape, so -2 is the last position axis); None for all.
         sliding_window: attend only to positions within `sliding_window - 1` of the query's.
-        flash_attention: None (let the backend choose) or a bool, passed to
-            `keras.ops.dot_product_attention` when the fused path runs.
+        flash_attention: True or False to force flash attention on or off; None follows
+            `keras.config.enable_flash_attention()` / `disable_flash_attention()` (read at
+            construction, as in Keras): off when disabled, else the backend chooses. Passed
+            to `keras.ops.dot_product_attention` when the fused path runs; True refuses
+            `dropout` and `return_attention_scores`.
         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
         activity_regularizer, kernel_constraint, bias_constraint: for the projections.
         use_gate: multiply the heads by `sigmoid(query @ gate)` before the last projection.
@@ -851,9 +970,11 @@ class MultiHeadAttention(_ProjectedAttention):
         key: `(batch, source, key_features)`; default `value`.
         query_mask, value_mask, key_mask: `(batch, target)` / `(batch, source)` booleans
             (`(batch, *positions)` for higher ranks), filled in from Keras masks.
-        attention_mask: boolean `(batch, target, source)` (batch may be missing or 1); for
-            higher ranks, as Keras, `(batch, *other axes, *attended target axes,
-            *attended source axes)`. False hides a source position from a target position.
+        attention_mask: boolean `(batch, target, source)` (batch may be missing or 1), or
+            per head `(batch, heads, target, source)` (heads may be 1); for higher ranks, as
+            Keras, `(batch, *other axes, [heads,] *attended target axes, *attended source
+            axes)`: a mask with as many axes as the scores has a heads axis. False hides a
+            source position from a target position.
         return_attention_scores: also return the weights `(batch, heads, target, source)`
             (`(batch, *other axes, heads, *attended target axes, *attended source axes)`).
         use_causal_mask: target position `i` attends only to source positions `j <= i`
@@ -903,7 +1024,10 @@ class MultiHeadAttention(_ProjectedAttention):
         seed=None,
         **kwargs,
     ):
-        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        # As Keras's: the activity regularizer is the projections' (query, key, value, gate,
+        # output: one loss each), not this layer's, whose output is the last projection's.
+        super().__init__(**kwargs)
+        self._projections_activity_regularizer = regularizers.get(activity_regularizer)
         self.num_heads = validation.positive_int(self, "num_heads", num_heads)
         self.key_dim = validation.positive_int(self, "key_dim", key_dim)
         self.value_dim = self.key_dim
@@ -986,6 +1110,9 @@ class MultiHeadAttention(_ProjectedAttention):
             "value_dim": self.value_dim,
             "output_shape": self._output_shape,
             "attention_axes": self.attention_axes,
+            "activity_regularizer": regularizers.serialize(
+                self._projections_activity_regularizer
+            ),
             **self._common_config(),
         }
 
@@ -1003,6 +1130,13 @@ class GroupQueryAttention(_ProjectedAttention):
     `attention_output/kernel` `(query_heads, head_dim, dim)` and bias `(dim,)`. Called on one
     tensor, it attends to itself.
 
+    A target position that sees no source position gets zero heads (its output is the
+    output bias), where Keras's fused path averages the values. The returned scores are the
+    weights before dropout, as Keras's. With `activity_regularizer`, this layer's output and
+    each projection add one loss, as in Keras. As Keras's, `compute_output_shape` (so a
+    symbolic call) refuses a value whose feature size differs from the query's, which a call
+    on tensors accepts.
+
     Args:
         head_dim: size of each head.
         num_query_heads: number of query heads.
@@ -1013,7 +1147,8 @@ class GroupQueryAttention(_ProjectedAttention):
 
     Call arguments:
         As `MultiHeadAttention` for rank-3 inputs; scores are `(batch, query_heads, target,
-        source)`, a `cache` is `(batch, 2, max_length, num_key_value_heads, head_dim)`.
+        source)`, a per-head `attention_mask` `(batch, query_heads, target, source)`, a
+        `cache` `(batch, 2, max_length, num_key_value_heads, head_dim)`.
 
     Input shape:
         query `(batch, target, dim)`, value and key `(batch, source, features)`.
@@ -1048,7 +1183,10 @@ class GroupQueryAttention(_ProjectedAttention):
         seed=None,
         **kwargs,
     ):
+        # As Keras's: the activity regularizer applies to this layer's output and to each
+        # projection's.
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self._projections_activity_regularizer = self.activity_regularizer
         self.head_dim = validation.positive_int(self, "head_dim", head_dim)
         self.num_query_heads = validation.positive_int(self, "num_query_heads", num_query_heads)
         self.num_key_value_heads = validation.positive_int(
@@ -1089,6 +1227,19 @@ class GroupQueryAttention(_ProjectedAttention):
 
     def _projected_output_shape(self, query_shape):
         return (query_shape[-1],)
+
+    def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
+        # Keras's layer refuses these here (so in symbolic calls), though a call on tensors
+        # takes them.
+        if value_shape is not None and not validation.shapes_agree(
+            tuple(query_shape)[-1:], tuple(value_shape)[-1:]
+        ):
+            raise ValueError(
+                f"{validation.describe(self)}: the last axes of query and value must be "
+                f"equal, received query_shape={tuple(query_shape)} and "
+                f"value_shape={tuple(value_shape)}."
+            )
+        return super().compute_output_shape(query_shape, value_shape, key_shape)
 
     def get_config(self):
         return {
