@@ -6,7 +6,7 @@ BACKENDS := tensorflow jax torch
 # Two test processes per backend: most of a test's time is single-threaded tracing and compiling.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install test test-wheel lint bench bench-standard clean
+.PHONY: install test test-wheel test-latest lock lint bench bench-standard clean
 
 $(BIN)/klayers: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,29 @@ test: install lint test-wheel
 		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q $(PYTEST_ARGS) || status=1; \
 	done; exit $$status
 
+# The newest releases within pyproject.toml's ranges (torch pinned: see constraints.txt), tested
+# the same way in a separate environment; `make lock` then writes what it tested to constraints.txt.
+LATEST_VENV := .venv-latest
+test-latest:
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/pip install --quiet --upgrade pip
+	$(LATEST_VENV)/bin/pip install --quiet --upgrade "torch==2.13.0" -e ".[all,dev]"
+	$(LATEST_VENV)/bin/pip list --format=freeze | grep -i -E "^(keras|keras-hub|tensorflow|jax|torch)=="
+	@status=0; for backend in $(BACKENDS); do \
+		echo "=== tests on $$backend (latest releases)"; \
+		KERAS_BACKEND=$$backend $(LATEST_VENV)/bin/python -m pytest -q $(PYTEST_ARGS) || status=1; \
+	done; exit $$status
+
+lock:
+	test -x $(LATEST_VENV)/bin/pip || { echo "run make test-latest first"; exit 1; }
+	{ echo "# The tested lock: every package make test and make bench install, at the versions the"; \
+	  echo "# tests last passed with (pip freeze, $$(date +%Y-%m-%d)). Users get the ranges of pyproject.toml;"; \
+	  echo "# make test-latest tries the newest releases within them. Refresh with make lock."; \
+	  echo "# torch: the CPU build served to this project's machines (any other version resolves to CUDA)."; \
+	  $(LATEST_VENV)/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; \
+	} > constraints.txt.tmp && mv constraints.txt.tmp constraints.txt
+
 # The quick suite on every installed backend; results in benchmarks/results/<date>-<host>/.
 bench: install
 	$(BIN)/klayers info
@@ -56,4 +79,4 @@ bench-standard: install
 	$(BIN)/klayers bench --suite standard --baseline keras,native
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(LATEST_VENV) build *.egg-info
