@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import keraslayers as kl
-from tests.contract import random_inputs, to_numpy
+from tests.contract import check_layer_contract, random_inputs, to_numpy
 from tests.test_attention import check_parity, close
 
 QUERY = random_inputs((2, 3, 4), seed=21)
@@ -100,6 +100,14 @@ def test_attention_rank_4_symbolic_shapes():
     key = keras.Input((2, 5, 4))
     outputs, scores = kl.Attention()([query, value, key], return_attention_scores=True)
     assert tuple(outputs.shape) == (None, 2, 3, 6) and tuple(scores.shape) == (None, 2, 3, 5)
+
+
+def test_attention_rank_4_contract():
+    query_mask = np.array([[[True, True, False]] * 2, [[True, False, True]] * 2])
+    check_layer_contract(lambda: kl.Attention(use_scale=True, dropout=0.5, seed=2),
+                         (2, 2, 3, 4), input_data=GRID, trainable_weights=1,
+                         seed_generators=1, random=True, input_mask=query_mask,
+                         expected_mask=query_mask)
 
 
 def test_attention_refuses_inputs_that_do_not_fit():

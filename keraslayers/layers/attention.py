@@ -973,8 +973,9 @@ class MultiHeadAttention(_ProjectedAttention):
         attention_mask: boolean `(batch, target, source)` (batch may be missing or 1), or
             per head `(batch, heads, target, source)` (heads may be 1); for higher ranks, as
             Keras, `(batch, *other axes, [heads,] *attended target axes, *attended source
-            axes)`: a mask with as many axes as the scores has a heads axis. False hides a
-            source position from a target position.
+            axes)`: a mask with as many axes as the scores has a heads axis; one with fewer
+            batch axes has the first ones (as Keras broadcasts it). False hides a source
+            position from a target position.
         return_attention_scores: also return the weights `(batch, heads, target, source)`
             (`(batch, *other axes, heads, *attended target axes, *attended source axes)`).
         use_causal_mask: target position `i` attends only to source positions `j <= i`
