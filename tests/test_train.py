@@ -321,3 +321,29 @@ def test_epoch_speed_leaves_out_the_epochs_that_compile():
                      "timing_includes_compile": False}
     speed = train.epoch_speed([4.0], resumed_at=[], samples=100)
     assert speed["s_per_epoch"] == 4.0 and speed["timing_includes_compile"] is True
+
+
+def test_the_run_bar_counts_every_backends_epochs_in_part_and_resumed():
+    import io
+
+    from rich.console import Console
+
+    from klayers.train.display import RichDisplay
+
+    display = RichDisplay(Console(file=io.StringIO()), total_epochs=6)  # 2 backends x 3
+    ready = {"event": "ready", "epochs": 3, "steps_per_epoch": 10, "start_epoch": 0,
+             "parameters": 1, "num_train": 1, "num_test": 1, "device_count": 1,
+             "devices": ["cpu"]}
+
+    def completed():
+        return display.progress.tasks[display.run_task].completed
+
+    with display:
+        display.event("jax", ready)
+        display.event("jax", {"event": "batch", "epoch": 1, "step": 5, "steps": 10, "logs": {}})
+        assert completed() == 0.5
+        display.event("jax", {"event": "epoch", "epoch": 1, "epochs": 3, "logs": {},
+                              "train_time_s": 1.0})
+        assert completed() == 1
+        display.event("torch", {**ready, "start_epoch": 2})  # resumed after its epoch 2
+        assert completed() == 3

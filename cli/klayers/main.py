@@ -218,7 +218,13 @@ def bench(**options: Any) -> None:
     thread settings. Results go to results.jsonl as they come, then results.json,
     results.csv, report.md and report.html with charts, also after a Ctrl-C.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from klayers.bench import plan as benchmark
     from klayers.bench.report import LEGEND, busy_machine_warning
@@ -254,8 +260,10 @@ def bench(**options: Any) -> None:
     total = sum(len(p.measurements) for p in plans)
     console.print(f"{len(cases)} case(s), {total} measurement(s) on "
                   f"{', '.join(p.backend for p in plans)}; {settings.threads} thread(s) each")
+    # Measurements done of all, elapsed, and an estimate of what is left (from the pace so far).
     progress = Progress("[progress.description]{task.description}", BarColumn(),
-                        MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+                        MofNCompleteColumn(), TimeElapsedColumn(), "left",
+                        TimeRemainingColumn(), console=console)
 
     def describe(measurement: suites.Measurement | None, backend: str) -> str:
         if measurement is None:
@@ -439,7 +447,8 @@ def train(model: str, **options: Any) -> None:
     console.print(f"{verb} {escape(plan.config.name)} on {', '.join(plan.backends)}; "
                   f"output in {escape(str(plan.output))}/")
     try:
-        with PlainDisplay(console) if quiet else RichDisplay(console) as display:
+        total_epochs = plan.config.epochs * len(plan.backends)
+        with PlainDisplay(console) if quiet else RichDisplay(console, total_epochs) as display:
             outcome = training.run_training(plan, display)
     except training.TrainError as error:
         raise click.ClickException(str(error)) from None

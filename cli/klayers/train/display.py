@@ -7,7 +7,14 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from klayers.train.run import meets_target, target_value
@@ -68,17 +75,23 @@ class PlainDisplay:
 
 
 class RichDisplay:
-    """A progress bar per epoch, with its loss and metrics as they come in."""
+    """A progress bar per epoch, with its loss and metrics as they come in, under one bar for
+    the whole run (every backend's epochs) that says how long is left."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, total_epochs: int | None = None) -> None:
         self.console = console
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("{task.fields[logs]}"), console=console)
+            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+            TextColumn("{task.fields[logs]}"), console=console)
         self.tasks: dict[tuple[str, int], Any] = {}
         self.epochs: dict[str, int] = {}
         self.steps: dict[str, int] = {}
         self.starting_task: Any = None
+        # Epochs of every backend, done or in part: the estimate of what is left.
+        self.run_task = None if total_epochs is None else self.progress.add_task(
+            "all backends, epochs", total=total_epochs, logs="")
+        self.done: dict[str, float] = {}
 
     def __enter__(self) -> RichDisplay:
         self.progress.__enter__()
@@ -86,6 +99,11 @@ class RichDisplay:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.progress.__exit__(*exc_info)
+
+    def _run_progress(self, backend: str, epochs_done: float) -> None:
+        self.done[backend] = epochs_done
+        if self.run_task is not None:
+            self.progress.update(self.run_task, completed=sum(self.done.values()))
 
     def starting(self, backend: str) -> None:
         self.starting_task = self.progress.add_task(
@@ -103,17 +121,20 @@ class RichDisplay:
             if "epochs" in event:
                 self.epochs[backend] = event["epochs"]
                 self.steps[backend] = event["steps_per_epoch"]
+                self._run_progress(backend, event["start_epoch"])
             self.progress.console.print(escape(describe_ready(backend, event)))
         elif kind == "batch":
             task = self._task(backend, event["epoch"], event["steps"])
             self.progress.update(task, completed=event["step"],
                                  logs=escape(format_logs(event["logs"])))
+            self._run_progress(backend, event["epoch"] - 1 + event["step"] / event["steps"])
         elif kind == "epoch":
             task = self._task(backend, event["epoch"], self.steps.get(backend))
             self.progress.update(task, completed=self.steps.get(backend),
                                  logs=escape(f"{format_logs(event['logs'])} "
                                              f"({event['train_time_s']:.2f} s)"))
             self.progress.stop_task(task)
+            self._run_progress(backend, event["epoch"])
         elif kind == "done":
             self._end_starting()
 
