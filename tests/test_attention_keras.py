@@ -512,6 +512,21 @@ def test_multi_head_attention_refuses_bad_sizes(bad):
         assert restored.sliding_window == 5
 
 
+@pytest.mark.parametrize("argument", ["head_dim", "num_key_value_heads"])
+def test_group_query_attention_zero_sizes_raise_what_keras_raises(argument):
+    """Keras's layer divides by these (ZeroDivisionError); ours raises an error that is
+    both that and the ValueError of every other bad size."""
+    kwargs = {"head_dim": 2, "num_query_heads": 2, "num_key_value_heads": 1, argument: 0}
+    with pytest.raises(ZeroDivisionError):
+        keras.layers.GroupQueryAttention(**kwargs)
+    for error in (ZeroDivisionError, ValueError):
+        with pytest.raises(error, match=rf"GroupQueryAttention layer .*{argument}=0"):
+            kl.GroupQueryAttention(**kwargs)
+    with pytest.raises(ValueError, match=rf"{argument}=-1") as raised:
+        kl.GroupQueryAttention(**{**kwargs, argument: -1})
+    assert not isinstance(raised.value, ZeroDivisionError)
+
+
 @pytest.mark.parametrize("name", ["MultiHeadAttention", "GroupQueryAttention"])
 def test_projections_get_their_own_initial_values_and_constraints(name):
     args = (12, 4) if name == "MultiHeadAttention" else (4, 12, 12)

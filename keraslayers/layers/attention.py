@@ -1118,6 +1118,21 @@ class MultiHeadAttention(_ProjectedAttention):
         }
 
 
+class ZeroSizeError(ValueError, ZeroDivisionError):
+    """A size of zero that Keras's GroupQueryAttention divides by, raising a
+    ZeroDivisionError; ours is also the ValueError of every other bad size, so a user's
+    `except` for either keeps working."""
+
+
+def _positive_divisor(layer, argument, value):
+    try:
+        return validation.positive_int(layer, argument, value)
+    except ValueError as error:
+        if not isinstance(value, bool) and isinstance(value, numbers.Real) and value == 0:
+            raise ZeroSizeError(str(error)) from None
+        raise
+
+
 @keras.saving.register_keras_serializable(package="keraslayers")
 class GroupQueryAttention(_ProjectedAttention):
     """Grouped-query attention (Ainslie et al., 2023): heads share keys and values.
@@ -1188,9 +1203,9 @@ class GroupQueryAttention(_ProjectedAttention):
         # projection's.
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self._projections_activity_regularizer = self.activity_regularizer
-        self.head_dim = validation.positive_int(self, "head_dim", head_dim)
+        self.head_dim = _positive_divisor(self, "head_dim", head_dim)
         self.num_query_heads = validation.positive_int(self, "num_query_heads", num_query_heads)
-        self.num_key_value_heads = validation.positive_int(
+        self.num_key_value_heads = _positive_divisor(
             self, "num_key_value_heads", num_key_value_heads
         )
         if self.num_query_heads % self.num_key_value_heads:
