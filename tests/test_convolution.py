@@ -1,5 +1,6 @@
 """Convolutions and transposed convolutions: contract, parity with Keras, shapes, errors."""
 
+import inspect
 import itertools
 import re
 
@@ -357,3 +358,100 @@ def test_rejects_unknown_channels_and_changed_channels():
     layer.build((1, 5, 5, 3))
     with pytest.raises(ValueError, match=r"conv.*axis -1.*value 3.*\(1, 5, 5, 4\)"):
         layer(np.ones((1, 5, 5, 4), "float32"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Construction: Keras's arguments, in Keras's order, and Keras's configs.
+
+CONV_NAMES = ["Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D",
+              "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"]
+WINDOW_ATTRIBUTES = ("kernel_size", "strides", "padding", "data_format", "dilation_rate",
+                     "use_bias")
+
+
+def _positional_arguments(name):
+    """Every constructor argument of Keras's layer, positionally, each away from its default."""
+    rank = int(name[-2]) if name[-2].isdigit() else int(name[-11])
+    ones, twos = (1,) * rank, (2,) * rank
+    common = {"kernel_size": twos, "strides": ones, "padding": "same",
+              "data_format": "channels_first", "dilation_rate": twos, "groups": 1,
+              "output_padding": None, "depth_multiplier": 2, "filters": 2, "activation": "relu",
+              "use_bias": False}
+    signature = inspect.signature(getattr(keras.layers, name).__init__)
+    return [common.get(p.name, p.default) for p in list(signature.parameters.values())[1:]
+            if p.kind is p.POSITIONAL_OR_KEYWORD]
+
+
+@pytest.mark.parametrize("name", CONV_NAMES)
+def test_takes_keras_arguments_positionally(name):
+    args = _positional_arguments(name)
+    ours, theirs = getattr(kl, name)(*args), getattr(keras.layers, name)(*args)
+    for attribute in (*WINDOW_ATTRIBUTES, "filters", "depth_multiplier", "output_padding"):
+        if hasattr(theirs, attribute):
+            assert getattr(ours, attribute) == getattr(theirs, attribute), attribute
+    assert ours.activation is theirs.activation
+
+
+@pytest.mark.parametrize("name", ["Conv2D", "Conv3D", "Conv2DTranspose", "Conv3DTranspose"])
+def test_window_defaults_are_keras_tuples(name):
+    rank = int(name[4])
+    parameters = inspect.signature(getattr(kl, name).__init__).parameters
+    assert parameters["strides"].default == parameters["dilation_rate"].default == (1,) * rank
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, input_shape",
+    [
+        ("Conv1D", {"filters": 4, "kernel_size": 2, "padding": "causal", "dilation_rate": 2,
+                    "groups": 2}, (2, 7, 4)),
+        ("Conv2D", {"filters": 3, "kernel_size": (2, 3), "strides": (2, 1),
+                    "activation": "tanh"}, (2, 6, 5, 2)),
+        ("Conv3D", {"filters": 2, "kernel_size": 2, "padding": "same"}, (1, 3, 4, 3, 2)),
+        ("DepthwiseConv2D", {"kernel_size": 3, "depth_multiplier": 2}, (2, 5, 5, 2)),
+        ("SeparableConv2D", {"filters": 3, "kernel_size": 2, "dilation_rate": 2},
+         (2, 6, 6, 2)),
+        ("Conv1DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2, "output_padding": 1},
+         (2, 4, 3)),
+        ("Conv2DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"},
+         (1, 3, 4, 2)),
+        ("Conv3DTranspose", {"filters": 2, "kernel_size": 2, "strides": 2, "output_padding": 1},
+         (1, 2, 3, 2, 2)),
+    ],
+)
+def test_loads_keras_configs(name, kwargs, input_shape):
+    theirs = getattr(keras.layers, name)(**kwargs)
+    ours = getattr(kl, name).from_config(theirs.get_config())
+    for attribute in WINDOW_ATTRIBUTES:
+        assert getattr(ours, attribute) == getattr(theirs, attribute), attribute
+    check_keras_parity(ours, theirs, random_inputs(input_shape))
+
+
+@pytest.mark.parametrize(
+    "name, input_shape",
+    [("Conv1DTranspose", (1, 8, 3)), ("Conv2DTranspose", (1, 5, 5, 3)),
+     ("Conv3DTranspose", (1, 5, 5, 5, 3))],
+)
+def test_output_padding_survives_the_config(name, input_shape):
+    layer = getattr(kl, name)(2, 3, strides=2, output_padding=1)
+    revived = getattr(kl, name).from_config(layer.get_config())
+    assert revived.output_padding == layer.output_padding == (1,) * (len(input_shape) - 2)
+    assert revived.compute_output_shape(input_shape) == layer.compute_output_shape(input_shape)
+
+
+def test_convolution_weights_take_their_constraints():
+    layer = kl.Conv2D(4, 3, kernel_constraint="non_neg", bias_constraint="non_neg")
+    layer.build((None, 5, 5, 3))
+    assert isinstance(layer.kernel.constraint, keras.constraints.NonNeg)
+    assert isinstance(layer.bias.constraint, keras.constraints.NonNeg)
+
+
+@pytest.mark.parametrize("kernel_size, strides, output_padding",
+                         [(1, 1, None), (3, 2, None), (4, 3, 2), (2, 4, 1)])
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_transposed_unknown_sizes_give_unknown_outputs_like_keras(kernel_size, strides,
+                                                                  output_padding, padding):
+    kwargs = {"filters": 2, "kernel_size": kernel_size, "strides": strides, "padding": padding,
+              "output_padding": output_padding}
+    ours = kl.Conv2DTranspose(**kwargs)(keras.Input((None, None, 3)))
+    theirs = keras.layers.Conv2DTranspose(**kwargs)(keras.Input((None, None, 3)))
+    assert tuple(ours.shape) == tuple(theirs.shape) == (None, None, None, 2)

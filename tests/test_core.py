@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 import keraslayers as kl
-from tests.contract import check_keras_parity, check_layer_contract, random_inputs
+from tests.contract import (
+    BACKEND,
+    check_keras_parity,
+    check_layer_contract,
+    random_inputs,
+    to_numpy,
+)
 
 
 @pytest.mark.parametrize(
@@ -142,3 +148,142 @@ def test_relu_contract_and_parity(kwargs):
 def test_relu_rejects_negative_arguments(argument):
     with pytest.raises(ValueError, match=f"ReLU layer .*{argument}=-1"):
         kl.ReLU(**{argument: -1})
+
+
+def test_dense_computes_known_values_with_and_without_bias():
+    layer = kl.Dense(2, activation="relu")
+    layer.build((1, 2))
+    layer.set_weights([np.array([[1.0, -2.0], [3.0, -4.0]]), np.array([5.0, -6.0])])
+    np.testing.assert_allclose(to_numpy(layer(np.array([[-1.0, 2.0]], "float32"))), [[10.0, 0.0]])
+    layer = kl.Dense(2, use_bias=False)
+    layer.build((1, 2))
+    assert layer.bias is None
+    layer.set_weights([np.array([[1.0, -2.0], [3.0, -4.0]])])
+    np.testing.assert_allclose(to_numpy(layer(np.array([[-1.0, 2.0]], "float32"))), [[5.0, -6.0]])
+
+
+@pytest.mark.parametrize(
+    "make, input_shape",
+    [(lambda: kl.Dense(2, activation="relu"), (3, 4)),
+     (lambda: kl.Conv1D(2, 3, activation="relu"), (2, 6, 3)),
+     (lambda: kl.Conv2D(2, 3, activation="relu"), (2, 5, 5, 3)),
+     (lambda: kl.DepthwiseConv2D(3, activation="relu"), (2, 5, 5, 3)),
+     (lambda: kl.SeparableConv2D(2, 3, activation="relu"), (2, 5, 5, 3)),
+     (lambda: kl.Conv2DTranspose(2, 3, activation="relu"), (2, 4, 4, 3))],
+)
+def test_activation_set_to_none_after_construction_is_linear_like_keras(make, input_shape):
+    x = random_inputs(input_shape)
+    layer = make()
+    layer.build(input_shape)
+    linear = type(layer).from_config({**layer.get_config(), "activation": None})
+    linear.build(input_shape)
+    linear.set_weights(layer.get_weights())
+    layer.activation = None
+    y = to_numpy(layer(x))
+    assert (y < 0).any()
+    np.testing.assert_allclose(y, to_numpy(linear(x)), rtol=1e-6, atol=1e-6)
+
+
+def test_dense_weights_take_their_constraints():
+    layer = kl.Dense(2, kernel_constraint="non_neg", bias_constraint="non_neg")
+    layer.build((None, 2))
+    assert isinstance(layer.kernel.constraint, keras.constraints.NonNeg)
+    assert isinstance(layer.bias.constraint, keras.constraints.NonNeg)
+
+
+def test_dense_regularizers_add_one_loss_each():
+    layer = kl.Dense(5, activation="sigmoid", kernel_regularizer="l2", bias_regularizer="l2")
+    layer(random_inputs((2, 3, 4)))
+    assert len(layer.losses) == 2
+
+
+def test_dense_rejects_none_units():
+    with pytest.raises(ValueError, match="Dense layer .*positive integer"):
+        kl.Dense(None)
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="Keras has no sparse tensors on torch")
+def test_dense_takes_a_sparse_input_like_keras():
+    x = random_inputs((10, 10))
+    x = np.where(x > 0.8, x, 0).astype("float32")
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        sparse = tf.sparse.from_dense(x)
+    else:
+        import jax.experimental.sparse as jax_sparse
+
+        sparse = jax_sparse.BCOO.fromdense(x)
+    layer = kl.Dense(4)
+    np.testing.assert_allclose(to_numpy(layer(sparse)), to_numpy(layer(x)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: kl.Activation("relu"), lambda: kl.ReLU(), lambda: kl.ReLU(max_value=1.0)],
+    ids=["Activation", "ReLU", "ReLU-capped"],
+)
+def test_stateless_core_layers_are_built_unless_a_subclass_overrides_build(make):
+    layer = make()
+    assert layer.built
+
+    class Recorded(type(layer)):
+        def build(self, input_shape):
+            self.seen_shape = tuple(input_shape)
+
+    subclass = Recorded.from_config(layer.get_config())
+    assert not subclass.built
+    subclass(random_inputs((2, 3)))
+    assert subclass.built and subclass.seen_shape == (2, 3)
+
+
+def test_relu_known_values():
+    x = np.array([-3.0, -1.0, 0.0, 1.0, 3.0], "float32")  # rank 1 works too
+    np.testing.assert_allclose(to_numpy(kl.ReLU()(x)), [0, 0, 0, 1, 3])
+    np.testing.assert_allclose(to_numpy(kl.ReLU(negative_slope=0.5)(x)), [-1.5, -0.5, 0, 1, 3])
+    np.testing.assert_allclose(to_numpy(kl.ReLU(threshold=1.5)(x)), [0, 0, 0, 0, 3])
+    np.testing.assert_allclose(to_numpy(kl.ReLU()(np.array([0.0, 99999.0], "float32"))),
+                               [0, 99999])
+    assert kl.ReLU().compute_output_shape((1,)) == (1,)
+
+
+@pytest.mark.parametrize("argument", ["negative_slope", "threshold"])
+def test_relu_rejects_none_where_keras_does(argument):
+    with pytest.raises(ValueError, match=f"ReLU layer .*{argument}=None"):
+        kl.ReLU(**{argument: None})
+    with pytest.raises(ValueError):
+        keras.layers.ReLU(**{argument: None})
+
+
+def test_relu_config_defaults_match_keras():
+    assert {k: v for k, v in kl.ReLU().get_config().items()
+            if k in ("max_value", "negative_slope", "threshold")} == {
+        "max_value": None, "negative_slope": 0.0, "threshold": 0.0}
+
+
+def test_activation_takes_a_callable():
+    layer = kl.Activation(keras.activations.gelu)
+    check_keras_parity(layer, keras.layers.Activation(keras.activations.gelu),
+                       random_inputs((2, 2)))
+    assert kl.Activation.from_config(layer.get_config()).activation is keras.activations.gelu
+
+
+@pytest.mark.parametrize(
+    "make, input_shape",
+    [(lambda: kl.Dense(2, activity_regularizer="l2"), (3, 4)),
+     (lambda: kl.Conv1D(2, 3, activity_regularizer="l2"), (2, 6, 3)),
+     (lambda: kl.Conv2DTranspose(2, 3, activity_regularizer="l2"), (2, 4, 4, 3))],
+)
+def test_activity_regularizer_survives_the_config(make, input_shape):
+    layer = type(make()).from_config(make().get_config())
+    assert isinstance(layer.activity_regularizer, keras.regularizers.L2)
+    layer(random_inputs(input_shape))
+    assert len(layer.losses) == 1
+
+
+@pytest.mark.parametrize("argument", ["max_value", "negative_slope", "threshold"])
+def test_relu_rejects_a_non_number_with_keras_error_type(argument):
+    with pytest.raises(TypeError, match=f"ReLU layer .*{argument}='1'"):
+        kl.ReLU(**{argument: "1"})
+    with pytest.raises(TypeError):
+        keras.layers.ReLU(**{argument: "1"})

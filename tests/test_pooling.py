@@ -355,3 +355,59 @@ def test_pooling_rejects_the_wrong_rank(name):
         layer(np.ones(shape, "float32"))
     with pytest.raises(ValueError, match=rf"{name} layer 'pool'.*rank {rank + 2}"):
         layer(keras.Input((2,) * (rank + 2)))
+
+
+# --- construction -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+def test_pooling_takes_keras_arguments_positionally(name):
+    rank = int(name[-2])
+    args = ((3,) * rank, (1,) * rank, "same", "channels_first", "pool")
+    ours, theirs = getattr(kl, name)(*args), getattr(keras.layers, name)(*args)
+    assert ours.name == theirs.name == "pool"
+    for key in ("pool_size", "strides", "padding", "data_format"):
+        assert getattr(ours, key) == getattr(theirs, key), key
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+def test_pooling_window_defaults_follow_keras(name):
+    rank = int(name[-2])
+    if name.startswith("Average"):
+        with pytest.raises(TypeError):  # Keras's average pooling has no default window
+            getattr(kl, name)()
+        with pytest.raises(TypeError):
+            getattr(keras.layers, name)()
+        return
+    ours, theirs = getattr(kl, name)(), getattr(keras.layers, name)()
+    assert ours.pool_size == theirs.pool_size == (2,) * rank
+    assert ours.strides == theirs.strides == (2,) * rank
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [(name, {"pool_size": 2}) for name in WINDOWED] + [(name, {}) for name in GLOBAL],
+)
+def test_pooling_is_built_at_construction_unless_a_subclass_overrides_build(name, kwargs):
+    assert getattr(kl, name)(**kwargs).built
+
+    class Recorded(getattr(kl, name)):
+        def build(self, input_shape):
+            self.seen_shape = tuple(input_shape)
+
+    layer = Recorded(**kwargs)
+    assert not layer.built
+    shape = (1,) + (4,) * (int(name[-2]) + 1)
+    layer(np.ones(shape, "float32"))
+    assert layer.built and layer.seen_shape == shape
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_global_average_pooling_1d_takes_an_integer_mask_positionally_like_keras(data_format):
+    x = np.arange(24, dtype="float32").reshape((2, 3, 4))
+    steps = 3 if data_format == "channels_last" else 4
+    mask = (np.arange(2 * steps).reshape(2, steps) % 3 != 2).astype("int32")
+    config = {"data_format": data_format, "keepdims": True}
+    ours = kl.GlobalAveragePooling1D(**config)(x, mask)
+    theirs = keras.layers.GlobalAveragePooling1D(**config)(x, mask)
+    np.testing.assert_allclose(to_numpy(ours), to_numpy(theirs), **TOLERANCE)

@@ -53,10 +53,59 @@ def test_dropout_passes_mask_through():
     )
 
 
-@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, "0.5", None])
+@pytest.mark.parametrize("rate", [-0.1, 1.5])
 def test_dropout_rejects_rates_outside_zero_one(rate):
-    with pytest.raises(ValueError, match=r"Dropout layer .*`rate` must be a number in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"Dropout layer .*`rate` must be a number in \[0, 1\]"):
         kl.Dropout(rate)
+    with pytest.raises(ValueError):  # Keras's error type for the same mistake
+        keras.layers.Dropout(rate)
+
+
+@pytest.mark.parametrize("rate", ["0.5", None])
+def test_dropout_rejects_a_rate_that_is_not_a_number_with_keras_error_type(rate):
+    with pytest.raises(TypeError, match=r"Dropout layer .*`rate` must be a number.*rate="):
+        kl.Dropout(rate)
+    with pytest.raises(TypeError):
+        keras.layers.Dropout(rate)
+
+
+def test_dropout_with_rate_one_drops_everything_like_keras():
+    x = random_inputs((4, 5))
+    config = keras.layers.Dropout(1.0, seed=2).get_config()
+    ours = kl.Dropout.from_config(config)
+    np.testing.assert_array_equal(to_numpy(ours(x, training=True)), np.zeros_like(x))
+    np.testing.assert_array_equal(to_numpy(ours(x)), x)
+
+
+def test_dropout_noise_shape_is_stored_as_a_tuple():
+    assert kl.Dropout(0.5, noise_shape=[20, 1, 10]).noise_shape == (20, 1, 10)
+    assert kl.Dropout(0.5, noise_shape=(None, 1, None)).noise_shape == (None, 1, None)
+    assert kl.Dropout(0.5).noise_shape is None
+
+
+def test_dropout_static_noise_shape_repeats_the_mask():
+    x = np.ones((20, 5, 10), "float32")
+    y = to_numpy(kl.Dropout(0.5, noise_shape=(20, 1, 10), seed=4)(x, training=True))
+    np.testing.assert_array_equal(y[:, 0, :], y[:, 1, :])
+
+
+def test_dropout_keeps_the_mean_and_scales_by_the_keep_rate():
+    y = to_numpy(kl.Dropout(0.5, seed=1337)(np.ones((20, 500), "float32"), training=True))
+    np.testing.assert_allclose(y.mean(), 1.0, atol=0.02)
+    np.testing.assert_allclose(y.max(), 2.0)
+
+
+def test_dropout_is_built_at_construction_unless_build_is_overridden():
+    assert kl.Dropout(0.5).built
+
+    class Recorded(kl.Dropout):
+        def build(self, input_shape):
+            self.seen_shape = tuple(input_shape)
+
+    layer = Recorded(0.5)
+    assert not layer.built
+    layer(np.ones((2, 3), "float32"))
+    assert layer.built and layer.seen_shape == (2, 3)
 
 
 @pytest.mark.parametrize("noise_shape", ["abc", (2, 0), (2, -1), 3, (2, 1.5)])

@@ -241,7 +241,10 @@ class _Convolution(keras.layers.Layer):
                 # (channels,) -> (channels, 1, ..., 1): broadcasts over the spatial axes.
                 bias = ops.reshape(bias, (-1,) + (1,) * self.rank)
             outputs = outputs + bias
-        return self.activation(outputs)
+        # `layer.activation = None` after construction means linear, as in Keras.
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
 
     def get_config(self):
         return {
@@ -255,6 +258,7 @@ class _Convolution(keras.layers.Layer):
             "use_bias": self.use_bias,
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
             "bias_constraint": constraints.serialize(self.bias_constraint),
         }
 
@@ -473,6 +477,33 @@ class Conv2D(_Conv):
 
     rank = 2
 
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1),
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            filters, kernel_size, strides, padding, data_format, dilation_rate, groups,
+            activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+            bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint,
+            **kwargs,
+        )
+
 
 @keras.saving.register_keras_serializable(package="keraslayers")
 class Conv3D(_Conv):
@@ -511,6 +542,33 @@ class Conv3D(_Conv):
     """
 
     rank = 3
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1, 1),
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            filters, kernel_size, strides, padding, data_format, dilation_rate, groups,
+            activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+            bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint,
+            **kwargs,
+        )
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
@@ -1076,6 +1134,33 @@ class Conv2DTranspose(_ConvTranspose):
 
     rank = 2
 
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        output_padding=None,
+        data_format=None,
+        dilation_rate=(1, 1),
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
+            activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+            bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint,
+            **kwargs,
+        )
+
 
 @keras.saving.register_keras_serializable(package="keraslayers")
 class Conv3DTranspose(_ConvTranspose):
@@ -1114,21 +1199,31 @@ class Conv3DTranspose(_ConvTranspose):
 
     rank = 3
 
+    # Keras puts data_format before output_padding here (only here): so do we, so that
+    # positional calls mean the same.
     def __init__(
         self,
         filters,
         kernel_size,
-        strides=1,
+        strides=(1, 1, 1),
         padding="valid",
         data_format=None,
         output_padding=None,
-        dilation_rate=1,
+        dilation_rate=(1, 1, 1),
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
         **kwargs,
     ):
-        # Keras puts data_format before output_padding here (only here): so do we, so that
-        # positional calls mean the same.
         super().__init__(
-            filters, kernel_size, strides=strides, padding=padding,
-            output_padding=output_padding, data_format=data_format,
-            dilation_rate=dilation_rate, **kwargs,
+            filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
+            activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+            bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint,
+            **kwargs,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
@@ -95,7 +97,10 @@ class Dense(keras.layers.Layer):
         outputs = ops.matmul(inputs, self.kernel)
         if self.bias is not None:
             outputs = outputs + self.bias
-        return self.activation(outputs)
+        # `layer.activation = None` after construction means linear, as in Keras.
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
@@ -110,8 +115,10 @@ class Dense(keras.layers.Layer):
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
+            "quantization_config": None,
         }
 
 
@@ -141,7 +148,9 @@ class Activation(keras.layers.Layer):
         super().__init__(**kwargs)
         self.activation = validation.activation(self, activation)
         self.supports_masking = True
-        self.built = True
+        # Built now only if `build` is not overridden, as Keras's stateless layers are: a
+        # subclass's own `build` still runs at the first call.
+        self._build_at_init()
 
     def call(self, inputs):
         name = getattr(self.activation, "__name__", "")
@@ -182,11 +191,25 @@ class ReLU(keras.layers.Layer):
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.max_value = validation.non_negative(self, "max_value", max_value, allow_none=True)
-        self.negative_slope = validation.non_negative(self, "negative_slope", negative_slope)
-        self.threshold = validation.non_negative(self, "threshold", threshold)
+        self.max_value = self._checked("max_value", max_value, allow_none=True)
+        self.negative_slope = self._checked("negative_slope", negative_slope)
+        self.threshold = self._checked("threshold", threshold)
         self.supports_masking = True
-        self.built = True
+        # Built now only if `build` is not overridden, as Keras's stateless layers are: a
+        # subclass's own `build` still runs at the first call.
+        self._build_at_init()
+
+    def _checked(self, argument, value, allow_none=False):
+        """A non-negative number: a ValueError for a negative one or a None (where Keras
+        takes none), a TypeError for a non-number, as Keras's comparison raises."""
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, numbers.Real)
+        ):
+            raise TypeError(
+                f"{validation.describe(self)}: `{argument}` must be a non-negative number, "
+                f"received {argument}={value!r}."
+            )
+        return validation.non_negative(self, argument, value, allow_none=allow_none)
 
     def call(self, inputs):
         return activations.relu(

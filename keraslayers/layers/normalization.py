@@ -6,6 +6,8 @@ weights stay float32 (`autocast=False`), and the output is cast to the compute d
 
 from __future__ import annotations
 
+import numbers
+
 import keras
 from keras import constraints, initializers, ops, regularizers
 
@@ -19,14 +21,29 @@ def _float32_or_wider(x):
 
 
 def _axes_arg(layer, axis):
-    """Validates the type of an `axis` argument; bounds are checked at build."""
+    """Validates the type of an `axis` argument (a TypeError, as Keras's); bounds are checked
+    at build."""
     items = axis if isinstance(axis, (list, tuple)) else [axis]
     if not items or not all(isinstance(a, int) and not isinstance(a, bool) for a in items):
-        raise ValueError(
+        raise TypeError(
             f"{validation.describe(layer)}: `axis` must be an int or a list of ints, "
             f"received axis={axis!r}."
         )
     return list(axis) if isinstance(axis, (list, tuple)) else axis
+
+
+def _normalized_axes_spec(layer, axes, input_shape):
+    """Fixes the sizes of the normalized axes only, as given (negative axes count from the
+    end), not the rank: like Keras's layers, one built for `(batch, steps, features)` takes
+    `(batch, a, b, features)` too."""
+    sizes = {axis: input_shape[axis] for axis in axes}
+    min_rank = max(axis + 1 if axis >= 0 else -axis for axis in axes)
+    validation.expect_input_spec(layer, min_ndim=min_rank, axes_sizes=sizes)
+
+
+def _given_axes(axis) -> list[int]:
+    """An `axis` argument as a list, its negative entries still counting from the end."""
+    return list(axis) if isinstance(axis, list) else [axis]
 
 
 def _broadcastable(weight, axes, rank):
@@ -52,10 +69,11 @@ class LayerNormalization(keras.layers.Layer):
         epsilon: small float added to the variance.
         center: whether to add the learned offset `beta`.
         scale: whether to multiply by the learned `gamma`.
-        rms_scaling: divide by the standard deviation only, without centering (Keras's
-            deprecated spelling of RMS scaling; prefer `RMSNormalization`).
         beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
         beta_constraint, gamma_constraint: for the weights.
+        rms_scaling: divide by the standard deviation only, without centering (Keras's
+            deprecated spelling of RMS scaling, which Keras takes through `**kwargs`;
+            prefer `RMSNormalization`).
 
     Input shape:
         Any; the normalized axes must have known sizes.
@@ -76,13 +94,13 @@ class LayerNormalization(keras.layers.Layer):
         epsilon=1e-3,
         center=True,
         scale=True,
-        rms_scaling=False,
         beta_initializer="zeros",
         gamma_initializer="ones",
         beta_regularizer=None,
         gamma_regularizer=None,
         beta_constraint=None,
         gamma_constraint=None,
+        rms_scaling=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -123,28 +141,35 @@ class LayerNormalization(keras.layers.Layer):
                 constraint=self.beta_constraint,
                 autocast=False,
             )
-        sizes = {a: input_shape[a] for a in self._axes}
-        validation.expect_input_spec(self, rank=len(input_shape), axes_sizes=sizes)
+        self._built_rank = len(input_shape)
+        _normalized_axes_spec(self, _given_axes(self.axis), input_shape)
+
+    def _input_axes(self, rank) -> list[int]:
+        """The normalized axes of a rank-`rank` input (the build's unless the rank differs)."""
+        if rank == self._built_rank:
+            return self._axes
+        return sorted({axis % rank for axis in _given_axes(self.axis)})
 
     def call(self, inputs):
         x = _float32_or_wider(inputs)
         rank = len(x.shape)
-        trailing = self._axes == list(range(rank - len(self._axes), rank))
+        axes = self._input_axes(rank)
+        trailing = axes == list(range(rank - len(axes), rank))
         if trailing and not self.rms_scaling:
             # A fused kernel where the backend has one (torch's layer_norm); it is only
             # right for trailing axes.
             outputs = ops.layer_normalization(
-                x, self.gamma, self.beta, axis=self._axes, epsilon=self.epsilon
+                x, self.gamma, self.beta, axis=axes, epsilon=self.epsilon
             )
             return ops.cast(outputs, self.compute_dtype)
-        mean, variance = ops.moments(x, axes=self._axes, keepdims=True)
+        mean, variance = ops.moments(x, axes=axes, keepdims=True)
         # Keras's rms_scaling divides by the standard deviation without centering.
         centered = x if self.rms_scaling else x - mean
         outputs = centered * ops.rsqrt(variance + self.epsilon)
         if self.gamma is not None:
-            outputs = outputs * _broadcastable(self.gamma, self._axes, rank)
+            outputs = outputs * _broadcastable(self.gamma, axes, rank)
         if self.beta is not None:
-            outputs = outputs + _broadcastable(self.beta, self._axes, rank)
+            outputs = outputs + _broadcastable(self.beta, axes, rank)
         return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
@@ -186,7 +211,6 @@ class BatchNormalization(keras.layers.Layer):
         beta_initializer, gamma_initializer, moving_mean_initializer,
         moving_variance_initializer, beta_regularizer, gamma_regularizer, beta_constraint,
         gamma_constraint: for the weights.
-        synchronized: average the statistics across replicas (TensorFlow distribution only).
         renorm: batch renormalization (Ioffe, 2017): in training, the batch-normalized values
             are corrected towards the moving statistics by `r = std / renorm_std` and
             `d = (mean - renorm_mean) / renorm_std` (no gradient through either), which adds
@@ -194,6 +218,7 @@ class BatchNormalization(keras.layers.Layer):
         renorm_clipping: optional dict with `rmin`, `rmax` (bounds of r) and `dmax` (bound of
             |d|).
         renorm_momentum: momentum of the renorm statistics.
+        synchronized: average the statistics across replicas (TensorFlow distribution only).
 
     Input shape:
         Any; the size of `axis` must be known.
@@ -224,15 +249,16 @@ class BatchNormalization(keras.layers.Layer):
         gamma_regularizer=None,
         beta_constraint=None,
         gamma_constraint=None,
-        synchronized=False,
         renorm=False,
         renorm_clipping=None,
         renorm_momentum=0.99,
+        synchronized=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(axis, int) or isinstance(axis, bool):
-            raise ValueError(
+        if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+            # A TypeError, as Keras's `int(axis)` raises for a list or None.
+            raise TypeError(
                 f"{validation.describe(self)}: `axis` must be an int, received axis={axis!r}."
             )
         if synchronized and keras.backend.backend() != "tensorflow":
@@ -240,7 +266,7 @@ class BatchNormalization(keras.layers.Layer):
                 f"{validation.describe(self)}: synchronized=True is only supported on the "
                 f"TensorFlow backend, not on {keras.backend.backend()!r}."
             )
-        self.axis = axis
+        self.axis = int(axis)
         self.momentum = float(validation.non_negative(self, "momentum", momentum))
         self.epsilon = float(validation.non_negative(self, "epsilon", epsilon))
         self.center = bool(center)
@@ -255,7 +281,10 @@ class BatchNormalization(keras.layers.Layer):
         self.gamma_constraint = constraints.get(gamma_constraint)
         self.synchronized = bool(synchronized)
         self.renorm = bool(renorm)
-        self.renorm_clipping = self._checked_renorm_clipping(renorm_clipping)
+        # Keras checks the clipping only for a renormalizing layer.
+        self.renorm_clipping = (
+            self._checked_renorm_clipping(renorm_clipping) if self.renorm else renorm_clipping
+        )
         self.renorm_momentum = float(
             validation.non_negative(self, "renorm_momentum", renorm_momentum)
         )
@@ -332,6 +361,12 @@ class BatchNormalization(keras.layers.Layer):
         )
 
     def call(self, inputs, training=None, mask=None):
+        if mask is not None and len(mask.shape) != len(inputs.shape) - 1:
+            raise ValueError(
+                f"{validation.describe(self)}: the mask must have one axis fewer than the "
+                f"input, received mask shape {tuple(mask.shape)} for input shape "
+                f"{tuple(inputs.shape)}."
+            )
         x = _float32_or_wider(inputs)
         gamma, beta = self.gamma, self.beta
         if training and self.trainable:
@@ -387,18 +422,12 @@ class BatchNormalization(keras.layers.Layer):
         """Mean and variance per feature, over every axis but the feature axis."""
         if mask is None:
             return ops.moments(x, axes=self._reduction_axes, synchronized=self.synchronized)
-        if len(mask.shape) != len(x.shape) - 1:
-            raise ValueError(
-                f"{validation.describe(self)}: the mask must have one axis fewer than the "
-                f"input, received mask shape {tuple(mask.shape)} for input shape "
-                f"{tuple(x.shape)}."
-            )
-        # (batch, ..., 1): 1 where a position counts, broadcast over the features.
-        weights = ops.cast(ops.expand_dims(mask, -1), x.dtype)
-        count = ops.sum(ops.broadcast_to(weights, ops.shape(x)), self._reduction_axes)
-        count = ops.maximum(count, keras.config.epsilon())
-        mean = ops.sum(x * weights, self._reduction_axes) / count
-        centered = (x - _broadcastable(mean, [self._axis], len(x.shape))) * weights
+        # (batch, ..., features): True where a position counts. Selecting (not weighting)
+        # keeps a NaN or inf at a masked position out of the statistics, as in Keras.
+        keep = ops.broadcast_to(ops.expand_dims(ops.cast(mask, "bool"), -1), ops.shape(x))
+        count = ops.sum(ops.cast(keep, x.dtype), self._reduction_axes) + keras.config.epsilon()
+        mean = ops.sum(ops.where(keep, x, 0), self._reduction_axes) / count
+        centered = ops.where(keep, x - _broadcastable(mean, [self._axis], len(x.shape)), 0)
         variance = ops.sum(ops.square(centered), self._reduction_axes) / count
         return mean, variance
 
@@ -465,18 +494,26 @@ class RMSNormalization(keras.layers.Layer):
         self._axes = validation.axes(self, self.axis, input_shape)
         shape = validation.known_sizes(self, input_shape, self._axes)
         self.scale = self.add_weight(name="scale", shape=shape, initializer="ones", autocast=False)
-        sizes = {a: input_shape[a] for a in self._axes}
-        validation.expect_input_spec(self, rank=len(input_shape), axes_sizes=sizes)
+        self._built_rank = len(input_shape)
+        _normalized_axes_spec(self, _given_axes(self.axis), input_shape)
+
+    def _input_axes(self, rank) -> list[int]:
+        """The normalized axes of a rank-`rank` input (the build's unless the rank differs)."""
+        if rank == self._built_rank:
+            return self._axes
+        return sorted({axis % rank for axis in _given_axes(self.axis)})
 
     def call(self, inputs):
         x = _float32_or_wider(inputs)
-        if self._axes == [len(x.shape) - 1]:
+        rank = len(x.shape)
+        axes = self._input_axes(rank)
+        if axes == [rank - 1]:
             # A fused kernel where the backend has one (torch's rms_norm).
             outputs = ops.rms_normalization(x, scale=self.scale, axis=-1, epsilon=self.epsilon)
         else:
-            mean_square = ops.mean(ops.square(x), axis=self._axes, keepdims=True)
+            mean_square = ops.mean(ops.square(x), axis=axes, keepdims=True)
             outputs = x * ops.rsqrt(mean_square + self.epsilon)
-            outputs = outputs * _broadcastable(self.scale, self._axes, len(x.shape))
+            outputs = outputs * _broadcastable(self.scale, axes, rank)
         return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

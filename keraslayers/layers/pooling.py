@@ -102,8 +102,8 @@ class _Pooling(keras.layers.Layer):
     spatial_rank: int
     reduction: str
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, pool_size, strides, padding, data_format, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
         rank = self.spatial_rank
         self.pool_size = normalize_tuple(self, pool_size, rank, "pool_size")
         self.strides = (
@@ -111,7 +111,9 @@ class _Pooling(keras.layers.Layer):
         )
         self.padding = normalize_padding(self, padding)
         self.data_format = normalize_data_format(self, data_format)
-        self.built = True
+        # Built now only if `build` is not overridden, as Keras's pooling layers: a
+        # subclass's own `build` still runs at the first call.
+        self._build_at_init()
 
     def _checked_spatial_sizes(self, input_shape) -> tuple:
         spatial = _rank_checked_spatial_sizes(
@@ -372,6 +374,7 @@ class MaxPooling1D(_Pooling):
         padding: "valid" or "same" (case-insensitive).
         data_format: "channels_last" (`(batch, steps, channels)`) or "channels_first"
             (`(batch, channels, steps)`); None means Keras's `image_data_format`.
+        name: the layer's name (Keras takes it as a named argument here too).
 
     Input shape:
         `(batch, steps, channels)`, or `(batch, channels, steps)` for channels_first.
@@ -389,6 +392,12 @@ class MaxPooling1D(_Pooling):
     spatial_rank = 1
     reduction = "max"
 
+    def __init__(
+        self, pool_size=2, strides=None, padding="valid", data_format=None, name=None,
+        **kwargs,
+    ):
+        super().__init__(pool_size, strides, padding, data_format, name=name, **kwargs)
+
 
 @keras.saving.register_keras_serializable(package="keraslayers")
 class MaxPooling2D(_Pooling):
@@ -405,6 +414,7 @@ class MaxPooling2D(_Pooling):
         padding: "valid" or "same" (case-insensitive).
         data_format: "channels_last" or "channels_first"; None means Keras's
             `image_data_format`.
+        name: the layer's name (Keras takes it as a named argument here too).
 
     Input shape:
         `(batch, height, width, channels)`, or `(batch, channels, height, width)`.
@@ -422,6 +432,12 @@ class MaxPooling2D(_Pooling):
     spatial_rank = 2
     reduction = "max"
 
+    def __init__(
+        self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, name=None,
+        **kwargs,
+    ):
+        super().__init__(pool_size, strides, padding, data_format, name=name, **kwargs)
+
 
 @keras.saving.register_keras_serializable(package="keraslayers")
 class MaxPooling3D(_Pooling):
@@ -437,6 +453,7 @@ class MaxPooling3D(_Pooling):
         padding: "valid" or "same" (case-insensitive).
         data_format: "channels_last" or "channels_first"; None means Keras's
             `image_data_format`.
+        name: the layer's name (Keras takes it as a named argument here too).
 
     Input shape:
         `(batch, depth, height, width, channels)`, or `(batch, channels, depth, height, width)`.
@@ -452,6 +469,12 @@ class MaxPooling3D(_Pooling):
 
     spatial_rank = 3
     reduction = "max"
+
+    def __init__(
+        self, pool_size=(2, 2, 2), strides=None, padding="valid", data_format=None, name=None,
+        **kwargs,
+    ):
+        super().__init__(pool_size, strides, padding, data_format, name=name, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
@@ -470,6 +493,7 @@ class AveragePooling1D(_Pooling):
         padding: "valid" or "same" (case-insensitive).
         data_format: "channels_last" (`(batch, steps, channels)`) or "channels_first"
             (`(batch, channels, steps)`); None means Keras's `image_data_format`.
+        name: the layer's name (Keras takes it as a named argument here too).
 
     Input shape:
         `(batch, steps, channels)`, or `(batch, channels, steps)` for channels_first.
@@ -487,6 +511,12 @@ class AveragePooling1D(_Pooling):
     spatial_rank = 1
     reduction = "average"
 
+    def __init__(
+        self, pool_size, strides=None, padding="valid", data_format=None, name=None,
+        **kwargs,
+    ):
+        super().__init__(pool_size, strides, padding, data_format, name=name, **kwargs)
+
 
 @keras.saving.register_keras_serializable(package="keraslayers")
 class AveragePooling2D(_Pooling):
@@ -503,6 +533,7 @@ class AveragePooling2D(_Pooling):
         padding: "valid" or "same" (case-insensitive).
         data_format: "channels_last" or "channels_first"; None means Keras's
             `image_data_format`.
+        name: the layer's name (Keras takes it as a named argument here too).
 
     Input shape:
         `(batch, height, width, channels)`, or `(batch, channels, height, width)`.
@@ -520,6 +551,12 @@ class AveragePooling2D(_Pooling):
     spatial_rank = 2
     reduction = "average"
 
+    def __init__(
+        self, pool_size, strides=None, padding="valid", data_format=None, name=None,
+        **kwargs,
+    ):
+        super().__init__(pool_size, strides, padding, data_format, name=name, **kwargs)
+
 
 @keras.saving.register_keras_serializable(package="keraslayers")
 class AveragePooling3D(_Pooling):
@@ -536,6 +573,7 @@ class AveragePooling3D(_Pooling):
         padding: "valid" or "same" (case-insensitive).
         data_format: "channels_last" or "channels_first"; None means Keras's
             `image_data_format`.
+        name: the layer's name (Keras takes it as a named argument here too).
 
     Input shape:
         `(batch, depth, height, width, channels)`, or `(batch, channels, depth, height, width)`.
@@ -552,6 +590,12 @@ class AveragePooling3D(_Pooling):
     spatial_rank = 3
     reduction = "average"
 
+    def __init__(
+        self, pool_size, strides=None, padding="valid", data_format=None, name=None,
+        **kwargs,
+    ):
+        super().__init__(pool_size, strides, padding, data_format, name=name, **kwargs)
+
 
 class _GlobalPooling(keras.layers.Layer):
     """Max or average over all spatial axes at once (the six global pooling layers).
@@ -566,7 +610,8 @@ class _GlobalPooling(keras.layers.Layer):
         super().__init__(**kwargs)
         self.data_format = normalize_data_format(self, data_format)
         self.keepdims = bool(keepdims)
-        self.built = True
+        # As for `_Pooling`: built now unless a subclass overrides `build`.
+        self._build_at_init()
 
     def _spatial_axes(self) -> tuple[int, ...]:
         first = first_spatial_axis(self.data_format)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import keras
 
 from keraslayers.layers import validation
@@ -16,7 +18,7 @@ class Dropout(keras.layers.Layer):
     same units, and each training call draws a new mask.
 
     Args:
-        rate: fraction of the inputs to drop, in [0, 1).
+        rate: fraction of the inputs to drop, in [0, 1] (1 drops everything, as in Keras).
         noise_shape: shape of the binary mask, broadcast against the input; a `None` entry
             takes the input's size. `(batch, 1, features)` drops whole features for every
             time step.
@@ -37,13 +39,30 @@ class Dropout(keras.layers.Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.rate = validation.rate(self, "rate", rate)
+        self.rate = self._checked_rate(rate)
         self.noise_shape = self._checked_noise_shape(noise_shape)
         self.seed = seed
         if self.rate > 0:
             self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
-        self.built = True
+        # Built now only if `build` is not overridden, as Keras's Dropout: a subclass's own
+        # `build` still runs at the first call.
+        self._build_at_init()
+
+    def _checked_rate(self, rate) -> float:
+        """A number in [0, 1], as Keras's; a TypeError for a non-number (Keras's comparison
+        raises one), a ValueError outside the range."""
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+            raise TypeError(
+                f"{validation.describe(self)}: `rate` must be a number in [0, 1], received "
+                f"rate={rate!r}."
+            )
+        if not 0 <= rate <= 1:
+            raise ValueError(
+                f"{validation.describe(self)}: `rate` must be a number in [0, 1], received "
+                f"rate={rate!r}."
+            )
+        return float(rate)
 
     def _checked_noise_shape(self, noise_shape):
         if noise_shape is None:

@@ -74,13 +74,19 @@ def min_rank(layer: keras.layers.Layer, input_shape, rank: int, what: str = "inp
         )
 
 
+class AxisError(ValueError, IndexError):
+    """An axis outside an input's rank. Keras's layers raise an IndexError there (from
+    indexing the shape) and a ValueError from `compute_output_shape`: this is both, so a
+    user's `except` for either keeps working (as NumPy's AxisError)."""
+
+
 def axes(layer: keras.layers.Layer, axis, input_shape) -> list[int]:
     """Normalises an int or list of ints to sorted non-negative axes of `input_shape`."""
     rank = len(input_shape)
     requested = list(axis) if isinstance(axis, (list, tuple)) else [axis]
     for a in requested:
         if isinstance(a, bool) or not isinstance(a, numbers.Integral) or not -rank <= a < rank:
-            raise ValueError(
+            raise AxisError(
                 f"{describe(layer)}: axis {a!r} is out of bounds for an input of shape "
                 f"{tuple(input_shape)} (rank {rank}); received axis={axis!r}."
             )
