@@ -376,6 +376,18 @@ def test_activity_regularizer_adds_the_losses_keras_adds(name, use_gate, expecte
     assert len(restored.losses) == expected
 
 
+@pytest.mark.parametrize("name", ["MultiHeadAttention", "GroupQueryAttention"])
+def test_configs_load_both_ways_with_keras(name):
+    args = {"MultiHeadAttention": (2, 3), "GroupQueryAttention": (2, 2, 1)}[name]
+    kwargs = {"activity_regularizer": "l2", "sliding_window": 2, "dropout": 0.25, "seed": 5}
+    ours_class, theirs_class = getattr(kl, name), getattr(keras.layers, name)
+    for source, target in ((theirs_class, ours_class), (ours_class, theirs_class)):
+        layer = target.from_config(source(*args, **kwargs).get_config())
+        layer(QUERY, VALUE)
+        assert len(layer.losses) == {"MultiHeadAttention": 4, "GroupQueryAttention": 5}[name]
+        assert layer.get_config()["sliding_window"] == 2 and layer.get_config()["seed"] == 5
+
+
 # --- the flash attention flag --------------------------------------------------------------
 
 
