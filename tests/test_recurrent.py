@@ -290,8 +290,8 @@ def test_stateful_continues_where_the_last_batch_ended():
     stateful = kl.GRU(8, return_sequences=True, stateful=True)
     expected = to_numpy(whole(x))
     stateful(x[:, :3])
-    # The states are non-trainable variables of the layer; copy the cell's weights only.
-    stateful.cell.set_weights(whole.cell.get_weights())
+    # The states are no weights: the layer's weights are the cell's, as in Keras.
+    stateful.set_weights(whole.get_weights())
     stateful.reset_states()
     first = to_numpy(stateful(x[:, :3]))
     second = to_numpy(stateful(x[:, 3:]))
@@ -372,8 +372,9 @@ def test_rejects_bad_arguments():
 
 
 @pytest.mark.parametrize("layer", [kl.LSTM, kl.GRU])
-def test_use_cudnn_auto_or_false_is_accepted_and_true_is_refused(layer):
+def test_use_cudnn_takes_keras_values_and_refuses_bad_ones(layer):
     assert layer(4, use_cudnn=False).get_config()["use_cudnn"] is False
     assert layer.from_config(layer(4).get_config()).use_cudnn == "auto"
-    with pytest.raises(ValueError, match=f"{layer.__name__} layer .*use_cudnn=True"):
-        layer(4, use_cudnn=True)
+    assert layer.from_config(layer(4, use_cudnn=True).get_config()).use_cudnn is True
+    with pytest.raises(ValueError, match=f"{layer.__name__} layer .*use_cudnn='yes'"):
+        layer(4, use_cudnn="yes")

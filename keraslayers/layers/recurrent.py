@@ -25,7 +25,7 @@ import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
 from keraslayers.layers import validation
-from keraslayers.layers.formulation import KERAS, choose
+from keraslayers.layers.formulation import KERAS, choose, device_kind
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -163,8 +163,10 @@ class _GatedCell(keras.layers.Layer):
         dropout=0.0,
         recurrent_dropout=0.0,
         seed=None,
+        implementation=2,
         **kwargs,
     ):
+        # `implementation`: Keras's LSTMCell and GRUCell take it through **kwargs (legacy).
         super().__init__(**kwargs)
         self.units = validation.positive_int(self, "units", units)
         self.activation = validation.activation(self, activation)
@@ -180,6 +182,10 @@ class _GatedCell(keras.layers.Layer):
         self.bias_constraint = constraints.get(bias_constraint)
         self.dropout = validation.rate(self, "dropout", dropout)
         self.recurrent_dropout = validation.rate(self, "recurrent_dropout", recurrent_dropout)
+        # Keras's legacy `implementation` (1: a product per gate, 2: one fused product) only
+        # decides, here as there, how many input dropout masks are drawn; recurrent dropout
+        # forces 1.
+        self.implementation = 1 if self.recurrent_dropout > 0 else implementation
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.state_size = self.units
@@ -223,9 +229,9 @@ class _GatedCell(keras.layers.Layer):
         return self.bias
 
     def _mask_count(self):
-        """How many independent masks: Keras gives each gate its own masks only when
-        recurrent dropout is on; otherwise one input mask serves every gate."""
-        return self.gates if self.recurrent_dropout > 0 else 1
+        """How many independent masks: as Keras, each gate its own with implementation 1
+        (always so with recurrent dropout); otherwise one input mask serves every gate."""
+        return self.gates if self.implementation == 1 else 1
 
     def dropout_masks(self, batch_size, training=False):
         """`(input_masks, recurrent_masks)`, each None or a list of `(batch, size)` masks of
@@ -263,12 +269,18 @@ class _GatedCell(keras.layers.Layer):
         """One step on its own: `(batch, features)` and the states -> `(output, new_states)`.
 
         Dropout masks are drawn anew on each call; inside an RNN they are drawn once per
-        sequence.
+        sequence. As Keras's cells, a cell of one state given it as a tensor, not a list,
+        returns it so.
         """
-        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        given_a_list = isinstance(states, (list, tuple))
+        states = list(states) if given_a_list else [states]
         masks = self.dropout_masks(ops.shape(inputs)[0], training)
-        return self.step(self.project_inputs(inputs, masks), states, self.step_weights(), masks,
-                         gate_slices=recurrent_formulation().gate_slices)
+        output, new_states = self.step(self.project_inputs(inputs, masks), states,
+                                       self.step_weights(), masks,
+                                       gate_slices=recurrent_formulation().gate_slices)
+        if not given_a_list and len(new_states) == 1:
+            return output, new_states[0]
+        return output, new_states
 
     def get_config(self):
         return {
@@ -370,9 +382,36 @@ class LSTMCell(_GatedCell):
 
     gates = 4
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 use_bias=True, unit_forget_bias=True, **kwargs):
-        super().__init__(units, activation=activation, use_bias=use_bias, **kwargs)
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            units, activation=activation, use_bias=use_bias,
+            kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint, dropout=dropout,
+            recurrent_dropout=recurrent_dropout, seed=seed, **kwargs,
+        )
         self.recurrent_activation = validation.activation(
             self, recurrent_activation, "recurrent_activation"
         )
@@ -451,9 +490,36 @@ class GRUCell(_GatedCell):
 
     gates = 3
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 use_bias=True, reset_after=True, **kwargs):
-        super().__init__(units, activation=activation, use_bias=use_bias, **kwargs)
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        reset_after=True,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            units, activation=activation, use_bias=use_bias,
+            kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint, dropout=dropout,
+            recurrent_dropout=recurrent_dropout, seed=seed, **kwargs,
+        )
         self.recurrent_activation = validation.activation(
             self, recurrent_activation, "recurrent_activation"
         )
@@ -512,12 +578,26 @@ class GRUCell(_GatedCell):
         }
 
 
+def _is_stack(cell):
+    return isinstance(cell, (StackedRNNCells, keras.layers.StackedRNNCells))
+
+
 def _cell_state_sizes(cell):
-    """The cell's state sizes as a list (nested per cell for a stack)."""
-    if isinstance(cell, StackedRNNCells):
+    """The cell's state sizes as a plain list (nested per cell for a stack): Keras's tracked
+    lists are no pytree to JAX."""
+    if _is_stack(cell):
         return [_cell_state_sizes(c) for c in cell.cells]
     size = cell.state_size
     return list(size) if isinstance(size, (list, tuple)) else [size]
+
+
+def _keras_state_structure(cell, states):
+    """A stack's states `[[h, c], [s], ...]` as Keras gives them: a cell whose `state_size`
+    is an integer has a tensor, not a list of one."""
+    return [
+        cell_states[0] if isinstance(c.state_size, int) else cell_states
+        for c, cell_states in zip(cell.cells, states, strict=True)
+    ]
 
 
 def _output_size(cell):
@@ -633,9 +713,20 @@ class StackedRNNCells(keras.layers.Layer):
         return output, new_states
 
     def call(self, inputs, states, training=False):
+        """One step of every cell; each cell's states as a list, or as a tensor where it was
+        given one (a cell with one state), as Keras's StackedRNNCells takes and returns them."""
+        if len(self.cells) == 1 and not isinstance(states, (list, tuple)):
+            states = [states]
+        given_as_lists = [isinstance(s, (list, tuple)) for s in states]
+        states = [list(s) if is_list else [s] for s, is_list in zip(states, given_as_lists,
+                                                                     strict=True)]
         masks = self.dropout_masks(ops.shape(inputs)[0], training)
-        return self.step(self.project_inputs(inputs, masks), states, self.step_weights(),
-                         masks, training, recurrent_formulation().gate_slices)
+        output, new_states = self.step(self.project_inputs(inputs, masks), states,
+                                       self.step_weights(), masks, training,
+                                       recurrent_formulation().gate_slices)
+        new_states = [s if is_list or len(s) != 1 else s[0]
+                      for s, is_list in zip(new_states, given_as_lists, strict=True)]
+        return output, new_states[0] if len(new_states) == 1 else new_states
 
     def get_config(self):
         return {
@@ -648,6 +739,37 @@ class StackedRNNCells(keras.layers.Layer):
         config = dict(config)
         config["cells"] = [keras.saving.deserialize_keras_object(c) for c in config["cells"]]
         return cls(**config)
+
+
+def _uses_dropout_rnn_cell(cell):
+    """Whether the cell follows Keras's `DropoutRNNCell` protocol: it draws its masks on
+    first use and keeps them until reset."""
+    return all(callable(getattr(cell, name, None)) for name in (
+        "get_dropout_mask", "get_recurrent_dropout_mask", "reset_dropout_mask",
+        "reset_recurrent_dropout_mask"))
+
+
+def _dropout_rnn_cells(cell):
+    """The cell, or the cells of a stack, that follow the `DropoutRNNCell` protocol."""
+    if _is_stack(cell):
+        return [found for inner in cell.cells for found in _dropout_rnn_cells(inner)]
+    return [cell] if _uses_dropout_rnn_cell(cell) else []
+
+
+def _configure_dropout_masks(cell, step_input, states):
+    """Draws the masks of Keras-style dropout cells (`DropoutRNNCell`) before the loop, as
+    Keras's RNN does: drawn inside it, they would be the loop's own tensors, kept past it
+    (on JAX, a leaked tracer). `step_input` is the cell's input at one step."""
+    if _is_stack(cell):
+        for inner, inner_states in zip(cell.cells, states, strict=True):
+            _configure_dropout_masks(inner, step_input, inner_states)
+            # The next cell's input: what matters to a mask is its shape and dtype.
+            step_input = ops.zeros((ops.shape(step_input)[0], _output_size(inner)),
+                                   dtype=getattr(inner, "compute_dtype", step_input.dtype))
+    elif _uses_dropout_rnn_cell(cell):
+        cell.get_dropout_mask(step_input)
+        cell.get_recurrent_dropout_mask(
+            states[0] if isinstance(states, (list, tuple)) else states)
 
 
 def _check_cell(layer, cell):
@@ -740,7 +862,9 @@ class RNN(keras.layers.Layer):
         return_state: also return the final states, after the output.
         go_backwards: run from the last step to the first; sequences come out reversed.
         stateful: each batch starts from the states the previous batch ended with (a fixed
-            batch size is needed); `reset_states()` zeroes them.
+            batch size is needed, and a batch of another size is refused). As in Keras, the
+            states are variables `layer.states` outside the weights; `reset_state()` zeroes
+            them.
         unroll: a Python loop over a known time length instead of `ops.scan`.
         zero_output_for_mask: zeros for the outputs of masked steps.
 
@@ -755,7 +879,9 @@ class RNN(keras.layers.Layer):
 
     Output shape:
         `(batch, time, output_size)` with `return_sequences`, else `(batch, output_size)`;
-        with `return_state`, followed by the final states `(batch, state_size)`.
+        with `return_state`, followed by the final states `(batch, state_size)`: for a stack
+        of cells, one entry per cell, a list of its states or, where its `state_size` is an
+        integer, its state.
 
     Example:
         >>> import numpy as np, keraslayers as kl
@@ -779,6 +905,7 @@ class RNN(keras.layers.Layer):
         self.zero_output_for_mask = bool(zero_output_for_mask)
         self.supports_masking = True
         self.states = None
+        self._expected_batch_size = None
 
     # -- shapes ------------------------------------------------------------------------
 
@@ -806,11 +933,24 @@ class RNN(keras.layers.Layer):
                     f"(keras.Input(batch_shape=...)), received sequences of shape "
                     f"{tuple(sequences_shape)}."
                 )
-            self.states = [
-                self.add_weight(name=f"rnn_state_{i}", shape=(sequences_shape[0], size),
-                                initializer="zeros", trainable=False)
-                for i, size in enumerate(keras.tree.flatten(_cell_state_sizes(self.cell)))
+            if self.states is not None:
+                self.reset_state()
+                return
+            self._create_state_variables(sequences_shape[0])
+
+    def _create_state_variables(self, batch_size):
+        """The states of a stateful layer, as Keras keeps them: variables named `rnn_state`
+        in the layer's name scope that are none of its weights (`get_weights` and
+        `set_weights` see the cell's only), shaped like the cell's states."""
+        with keras.name_scope(self.name, caller=self):
+            states = [
+                keras.Variable(state, trainable=False, dtype=self.variable_dtype,
+                               name="rnn_state")
+                for state in keras.tree.flatten(self.get_initial_state(batch_size))
             ]
+        # Set past the layer's attribute tracking, which would count them as weights.
+        object.__setattr__(self, "states", states)
+        self._expected_batch_size = batch_size
 
     def _state_shapes(self, batch_size):
         return [(batch_size, size) for size in keras.tree.flatten(_cell_state_sizes(self.cell))]
@@ -821,10 +961,14 @@ class RNN(keras.layers.Layer):
         output_shape = (batch, time, size) if self.return_sequences else (batch, size)
         if not self.return_state:
             return output_shape
-        state_shapes = keras.tree.pack_sequence_as(
-            _cell_state_sizes(self.cell), self._state_shapes(batch)
-        )
-        return (output_shape, *state_shapes)
+        return (output_shape, *self._keras_states(keras.tree.pack_sequence_as(
+            _cell_state_sizes(self.cell), self._state_shapes(batch))))
+
+    def _keras_states(self, states):
+        """The loop's states (a list per cell for a stack) in the structure Keras's RNN
+        returns them: one entry per state, or per cell of a stack, a cell with an integer
+        `state_size` giving its state itself."""
+        return _keras_state_structure(self.cell, states) if _is_stack(self.cell) else states
 
     def compute_mask(self, sequences, mask=None):
         mask = keras.tree.flatten(mask)[0] if mask is not None else None
@@ -833,12 +977,24 @@ class RNN(keras.layers.Layer):
             return [output_mask] + [None] * len(_cell_state_sizes(self.cell))
         return output_mask
 
-    def reset_states(self):
+    def get_initial_state(self, batch_size):
+        """The states a sequence starts from, as Keras's RNN makes them: the cell's
+        `get_initial_state(batch_size=...)` as a list, else zeros."""
+        make = getattr(self.cell, "get_initial_state", None)
+        if make is None:
+            return [ops.zeros((batch_size, size), dtype=self.cell.compute_dtype)
+                    for size in keras.tree.flatten(_cell_state_sizes(self.cell))]
+        states = make(batch_size=batch_size)
+        return list(states) if keras.tree.is_nested(states) else [states]
+
+    def reset_state(self):
         """Zeroes the states of a stateful layer."""
         for state in self.states or []:
             state.assign(ops.zeros(state.shape, dtype=state.dtype))
 
-    reset_state = reset_states
+    def reset_states(self):
+        """Keras's other name of `reset_state`."""
+        self.reset_state()
 
     # -- the time loop -----------------------------------------------------------------
 
@@ -846,10 +1002,14 @@ class RNN(keras.layers.Layer):
         sizes = _cell_state_sizes(self.cell)
         if initial_state is None:
             if self.stateful:
-                flat = [ops.convert_to_tensor(state) for state in self.states]
-            else:
+                # Copies: the loop's results are assigned to the variables, which on torch
+                # would change in place what the gradient still needs.
+                flat = [ops.copy(state) for state in self.states]
+            elif _splits_its_step(self.cell):
                 batch = ops.shape(sequences)[0]
                 flat = [ops.zeros((batch, size)) for size in keras.tree.flatten(sizes)]
+            else:  # a cell from elsewhere may start from other states than zeros
+                flat = keras.tree.flatten(self.get_initial_state(ops.shape(sequences)[0]))
         else:
             flat = keras.tree.flatten(initial_state)
             self._check_initial_state(sequences.shape, flat)
@@ -878,13 +1038,32 @@ class RNN(keras.layers.Layer):
                 f"{tuple(sequences_shape)}, received a mask of shape {shape}."
             )
 
+    def _check_stateful_batch(self, sequences_shape):
+        batch = sequences_shape[0]
+        if self._expected_batch_size is not None and batch is not None and (
+                batch != self._expected_batch_size):
+            raise ValueError(
+                f"{validation.describe(self)}: a stateful layer keeps states for batch size "
+                f"{self._expected_batch_size}, received sequences of batch size {batch} "
+                f"(shape {tuple(sequences_shape)}); feed batches of "
+                f"{self._expected_batch_size}."
+            )
+
     def call(self, sequences, initial_state=None, mask=None, training=False):
         self._check_sequences(sequences.shape)
+        if self.stateful:
+            self._check_stateful_batch(sequences.shape)
         mask = keras.tree.flatten(mask)[0] if mask is not None else None
         if mask is not None:
             self._check_mask(sequences.shape, mask)
         states = self._initial_states(sequences, initial_state)
+        dropout_cells = _dropout_rnn_cells(self.cell)
+        if dropout_cells:
+            _configure_dropout_masks(self.cell, sequences[:, 0], states)
         last_output, outputs, states = self._run(sequences, states, mask, training)
+        for cell in dropout_cells:
+            cell.reset_dropout_mask()
+            cell.reset_recurrent_dropout_mask()
         if self.stateful:
             for variable, state in zip(self.states, keras.tree.flatten(states), strict=True):
                 variable.assign(ops.stop_gradient(state))
@@ -894,7 +1073,7 @@ class RNN(keras.layers.Layer):
         """What `call` returns, from the loop's `(last_output, outputs, states)`."""
         output = outputs if self.return_sequences else last_output
         if self.return_state:
-            return (output, *states)
+            return (output, *self._keras_states(states))
         return output
 
     def _time_major(self, sequences, mask=None):
@@ -1075,46 +1254,73 @@ _COMMON_CELL_ARGUMENTS = (
     "kernel_constraint", "recurrent_constraint", "bias_constraint", "dropout",
     "recurrent_dropout", "seed",
 )
+USE_CUDNN_VALUES = ("auto", True, False)
+
+
+def _keras_fused_path_refuses(layer, mask):
+    """Whether Keras's LSTM or GRU, asked for `use_cudnn=True`, would find no fused
+    (`keras.src.backend.<backend>.lstm` / `.gru`) implementation for this call and so raise:
+    its rules in Keras 3.15.1, by backend. klayers always runs its own loop; it refuses where
+    Keras refuses, so the same code fails (or runs) under both."""
+    cell, backend = layer.cell, keras.backend.backend()
+    if cell.recurrent_dropout:
+        return True  # Keras tries no fused path with recurrent dropout
+    is_gru = isinstance(cell, GRUCell)
+    if is_gru and not cell.reset_after:
+        return True
+    cudnn_arguments = (
+        cell.activation in (activations.tanh, ops.tanh)
+        and cell.recurrent_activation in (activations.sigmoid, ops.sigmoid)
+        and not layer.unroll and cell.use_bias
+    )
+    on_gpu = device_kind() == "gpu"
+    if backend == "tensorflow":
+        return not (cudnn_arguments and on_gpu)
+    if mask is not None:
+        return True
+    if backend == "jax":
+        # JAX's GRU has a lax.scan fallback on any device; its LSTM needs cuDNN.
+        return layer.unroll if is_gru else not (cudnn_arguments and on_gpu)
+    return backend != "torch"  # torch: a fallback for both on any device
 
 
 class _CellRNN(RNN):
     """An RNN layer that makes its own cell from the cell's arguments (SimpleRNN, LSTM, GRU).
 
-    Its config is the cell's arguments plus the RNN's, flat, as Keras writes it.
+    Its config is the cell's arguments plus the RNN's, flat, as Keras writes it; the cell's
+    arguments read through from the cell (`layer.units`, `layer.dropout`, ...), as Keras's.
     """
 
-    cell_class: type = _GatedCell
-    cell_name = ""
     cell_arguments: tuple = _COMMON_CELL_ARGUMENTS
-    # Keras's LSTM and GRU take `use_cudnn` ("auto", True, False). klayers always runs its
-    # keras.ops loop, so "auto" and False are accepted and True, which asks for cuDNN, is not.
-    takes_use_cudnn = False
 
-    def __init__(self, units, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
-        use_cudnn = kwargs.pop("use_cudnn", "auto") if self.takes_use_cudnn else None
-        cell_kwargs = {k: kwargs.pop(k) for k in self.cell_arguments if k in kwargs}
-        cell = self.cell_class(
-            units,
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-            name=self.cell_name,
-            **cell_kwargs,
-        )
+    def __init__(self, cell, *, return_sequences, return_state, go_backwards, stateful,
+                 unroll, zero_output_for_mask, activity_regularizer, use_cudnn=None, **kwargs):
         super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         zero_output_for_mask=zero_output_for_mask, **kwargs)
-        self.units = cell.units
-        if self.takes_use_cudnn:
-            if use_cudnn not in ("auto", False):
+                         zero_output_for_mask=zero_output_for_mask,
+                         activity_regularizer=activity_regularizer, **kwargs)
+        if use_cudnn is not None:
+            if use_cudnn not in USE_CUDNN_VALUES:
                 raise ValueError(
-                    f"{validation.describe(self)}: klayers runs its own keras.ops loop and "
-                    f'never cuDNN; use_cudnn must be "auto" or False, received '
-                    f"use_cudnn={use_cudnn!r}."
+                    f"{validation.describe(self)}: `use_cudnn` must be one of "
+                    f"{USE_CUDNN_VALUES}, received use_cudnn={use_cudnn!r}."
                 )
             self.use_cudnn = use_cudnn
 
+    @staticmethod
+    def _cell_layer_arguments(kwargs):
+        """What the cell takes from the layer's keyword arguments, as Keras's layers pass
+        them: the dtype policy and trainability."""
+        return {"dtype": kwargs.get("dtype"), "trainable": kwargs.get("trainable", True)}
+
     def call(self, sequences, initial_state=None, mask=None, training=False):
+        if getattr(self, "use_cudnn", None) is True and _keras_fused_path_refuses(self, mask):
+            raise ValueError(
+                f"{validation.describe(self)}: use_cudnn=True was given, but Keras has no "
+                f"cuDNN implementation for this configuration on the "
+                f"{keras.backend.backend()} backend and this device (as Keras, klayers "
+                f"refuses it here); pass use_cudnn='auto' to run the keras.ops loop."
+            )
         return super().call(sequences, initial_state=initial_state, mask=mask,
                             training=training)
 
@@ -1122,7 +1328,7 @@ class _CellRNN(RNN):
         config = super().get_config()
         del config["cell"]
         cell_config = self.cell.get_config()
-        if self.takes_use_cudnn:
+        if hasattr(self, "use_cudnn"):
             config["use_cudnn"] = self.use_cudnn
         return {
             **config,
@@ -1135,23 +1341,36 @@ class _CellRNN(RNN):
         return cls(**config)
 
 
+def _reads_from_cell(name):
+    return property(lambda self: getattr(self.cell, name),
+                    doc=f"The cell's `{name}`.")
+
+
+for _name in ("units", *_COMMON_CELL_ARGUMENTS, "recurrent_activation", "unit_forget_bias",
+              "reset_after"):
+    setattr(_CellRNN, _name, _reads_from_cell(_name))
+
+
 @keras.saving.register_keras_serializable(package="keraslayers")
 class SimpleRNN(_CellRNN):
     """Fully connected RNN: `h_t = activation(x_t @ kernel + bias + h_{t-1} @
     recurrent_kernel)`, the output fed back as the next state.
 
     `RNN(SimpleRNNCell(...))` in one layer; drop-in for `keras.layers.SimpleRNN` (same
-    arguments, weights `kernel`, `recurrent_kernel`, `bias`).
+    arguments in the same order, weights `kernel`, `recurrent_kernel`, `bias`).
 
     Args:
         units: positive integer, the size of the state and output.
         activation, use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
-            kernel_regularizer, recurrent_regularizer, bias_regularizer, kernel_constraint,
-            recurrent_constraint, bias_constraint, dropout, recurrent_dropout, seed: the
-            cell's, see `SimpleRNNCell`.
-        return_sequences, return_state, go_backwards, stateful, unroll,
-            zero_output_for_mask: the loop's, see `RNN`.
+            kernel_regularizer, recurrent_regularizer, bias_regularizer: the cell's, see
+            `SimpleRNNCell`.
         activity_regularizer: optional regularizer of the output.
+        kernel_constraint, recurrent_constraint, bias_constraint, dropout,
+            recurrent_dropout: the cell's.
+        return_sequences, return_state, go_backwards, stateful, unroll: the loop's, see
+            `RNN`.
+        seed: integer seed of the dropout masks.
+        zero_output_for_mask: the loop's, see `RNN`.
 
     Input shape:
         `(batch, time, features)`; a mask `(batch, time)` skips steps.
@@ -1166,29 +1385,72 @@ class SimpleRNN(_CellRNN):
         (2, 4)
     """
 
-    cell_class = SimpleRNNCell
-    cell_name = "simple_rnn_cell"
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        seed=None,
+        zero_output_for_mask=False,
+        **kwargs,
+    ):
+        cell = SimpleRNNCell(
+            units, activation=activation, use_bias=use_bias,
+            kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint, dropout=dropout,
+            recurrent_dropout=recurrent_dropout, seed=seed, name="simple_rnn_cell",
+            **self._cell_layer_arguments(kwargs),
+        )
+        super().__init__(
+            cell, return_sequences=return_sequences, return_state=return_state,
+            go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            activity_regularizer=activity_regularizer, **kwargs,
+        )
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
 class LSTM(_CellRNN):
     """Long short-term memory (Hochreiter and Schmidhuber, 1997) over a sequence.
 
-    `RNN(LSTMCell(...))` in one layer; drop-in for `keras.layers.LSTM` (same arguments;
-    `use_cudnn` may be "auto" or False, as klayers never uses cuDNN; weights `kernel`
-    `(features, 4 * units)`, `recurrent_kernel`, `bias`; gates i, f, g, o). See `LSTMCell`
-    for the step.
+    `RNN(LSTMCell(...))` in one layer; drop-in for `keras.layers.LSTM` (same arguments in
+    the same order; weights `kernel` `(features, 4 * units)`, `recurrent_kernel`, `bias`;
+    gates i, f, g, o). See `LSTMCell` for the step. klayers never calls cuDNN: `use_cudnn`
+    "auto" and False run the keras.ops loop, and True raises where Keras's would (on CPU:
+    always on TensorFlow and JAX, with a mask on torch).
 
     Args:
         units: positive integer, the size of the state and output.
-        activation, recurrent_activation, use_bias, unit_forget_bias, kernel_initializer,
-            recurrent_initializer, bias_initializer, kernel_regularizer,
-            recurrent_regularizer, bias_regularizer, kernel_constraint,
-            recurrent_constraint, bias_constraint, dropout, recurrent_dropout, seed: the
-            cell's, see `LSTMCell`.
-        return_sequences, return_state, go_backwards, stateful, unroll,
-            zero_output_for_mask: the loop's, see `RNN`.
+        activation, recurrent_activation, use_bias, kernel_initializer,
+            recurrent_initializer, bias_initializer, unit_forget_bias, kernel_regularizer,
+            recurrent_regularizer, bias_regularizer: the cell's, see `LSTMCell`.
         activity_regularizer: optional regularizer of the output.
+        kernel_constraint, recurrent_constraint, bias_constraint, dropout,
+            recurrent_dropout, seed: the cell's.
+        return_sequences, return_state, go_backwards, stateful, unroll: the loop's, see
+            `RNN`.
+        use_cudnn: "auto" (default), True or False, as above.
+        zero_output_for_mask: the loop's, see `RNN`.
 
     Input shape:
         `(batch, time, features)`; a mask `(batch, time)` skips steps.
@@ -1203,31 +1465,81 @@ class LSTM(_CellRNN):
         (2, 3, 4)
     """
 
-    cell_class = LSTMCell
-    cell_name = "lstm_cell"
-    takes_use_cudnn = True
     cell_arguments = (*_COMMON_CELL_ARGUMENTS, "recurrent_activation", "unit_forget_bias")
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        use_cudnn="auto",
+        zero_output_for_mask=False,
+        **kwargs,
+    ):
+        cell = LSTMCell(
+            units, activation=activation, recurrent_activation=recurrent_activation,
+            use_bias=use_bias, kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
+            unit_forget_bias=unit_forget_bias, kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint, dropout=dropout,
+            recurrent_dropout=recurrent_dropout, seed=seed, name="lstm_cell",
+            implementation=kwargs.pop("implementation", 2),
+            **self._cell_layer_arguments(kwargs),
+        )
+        super().__init__(
+            cell, return_sequences=return_sequences, return_state=return_state,
+            go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            activity_regularizer=activity_regularizer, use_cudnn=use_cudnn, **kwargs,
+        )
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
 class GRU(_CellRNN):
     """Gated recurrent unit (Cho et al., 2014) over a sequence.
 
-    `RNN(GRUCell(...))` in one layer; drop-in for `keras.layers.GRU` (same arguments;
-    `use_cudnn` may be "auto" or False, as klayers never uses cuDNN; weights `kernel`
-    `(features, 3 * units)`, `recurrent_kernel`, `bias` `(2, 3 * units)` with
-    `reset_after=True`; gates z, r, h). See `GRUCell` for the step.
+    `RNN(GRUCell(...))` in one layer; drop-in for `keras.layers.GRU` (same arguments in the
+    same order; weights `kernel` `(features, 3 * units)`, `recurrent_kernel`, `bias`
+    `(2, 3 * units)` with `reset_after=True`; gates z, r, h). See `GRUCell` for the step.
+    `use_cudnn` as for `LSTM` (True raises where Keras's GRU would: on CPU, always on
+    TensorFlow; on JAX with a mask, `unroll` or `reset_after=False`; on torch with a mask or
+    `reset_after=False`).
 
     Args:
         units: positive integer, the size of the state and output.
-        activation, recurrent_activation, use_bias, reset_after, kernel_initializer,
+        activation, recurrent_activation, use_bias, kernel_initializer,
             recurrent_initializer, bias_initializer, kernel_regularizer,
-            recurrent_regularizer, bias_regularizer, kernel_constraint,
-            recurrent_constraint, bias_constraint, dropout, recurrent_dropout, seed: the
-            cell's, see `GRUCell`.
-        return_sequences, return_state, go_backwards, stateful, unroll,
-            zero_output_for_mask: the loop's, see `RNN`.
+            recurrent_regularizer, bias_regularizer: the cell's, see `GRUCell`.
         activity_regularizer: optional regularizer of the output.
+        kernel_constraint, recurrent_constraint, bias_constraint, dropout,
+            recurrent_dropout, seed: the cell's.
+        return_sequences, return_state, go_backwards, stateful, unroll: the loop's, see
+            `RNN`.
+        reset_after: the cell's.
+        use_cudnn: "auto" (default), True or False, as above.
+        zero_output_for_mask: the loop's, see `RNN`.
 
     Input shape:
         `(batch, time, features)`; a mask `(batch, time)` skips steps.
@@ -1242,10 +1554,55 @@ class GRU(_CellRNN):
         (2, 4)
     """
 
-    cell_class = GRUCell
-    cell_name = "gru_cell"
-    takes_use_cudnn = True
     cell_arguments = (*_COMMON_CELL_ARGUMENTS, "recurrent_activation", "reset_after")
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        reset_after=True,
+        use_cudnn="auto",
+        zero_output_for_mask=False,
+        **kwargs,
+    ):
+        cell = GRUCell(
+            units, activation=activation, recurrent_activation=recurrent_activation,
+            use_bias=use_bias, kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint, dropout=dropout,
+            recurrent_dropout=recurrent_dropout, reset_after=reset_after, seed=seed,
+            name="gru_cell", implementation=kwargs.pop("implementation", 2),
+            **self._cell_layer_arguments(kwargs),
+        )
+        super().__init__(
+            cell, return_sequences=return_sequences, return_state=return_state,
+            go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            activity_regularizer=activity_regularizer, use_cudnn=use_cudnn, **kwargs,
+        )
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
@@ -1263,6 +1620,9 @@ class Bidirectional(keras.layers.Layer):
         layer: a recurrent layer (`RNN`, `SimpleRNN`, `LSTM`, `GRU`, or Keras's).
         merge_mode: "concat" (default), "sum", "mul", "ave", or None for the list
             `[forward, backward]`.
+        weights: Keras's argument, kept as Keras 3.15.1 keeps it (each direction's
+            `initial_weights`, half each) and, as there, applied nowhere: use `set_weights`
+            on the built layer.
         backward_layer: optional layer for the backward direction; by default a copy of
             `layer` with `go_backwards` flipped.
 
@@ -1279,7 +1639,8 @@ class Bidirectional(keras.layers.Layer):
         (2, 8)
     """
 
-    def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None,
+                 **kwargs):
         super().__init__(**kwargs)
         for argument, value in (("layer", layer), ("backward_layer", backward_layer)):
             if value is not None and not isinstance(value, keras.layers.Layer):
@@ -1296,6 +1657,9 @@ class Bidirectional(keras.layers.Layer):
         if backward_layer is None:
             backward_layer = self._copy(layer, "backward", not layer.go_backwards)
         self.backward_layer = backward_layer
+        if hasattr(layer, "use_cudnn"):  # as Keras: the layer's choice holds for both
+            self.forward_layer.use_cudnn = layer.use_cudnn
+            backward_layer.use_cudnn = layer.use_cudnn
         for attribute in ("stateful", "return_sequences", "return_state"):
             if getattr(self.forward_layer, attribute) != getattr(backward_layer, attribute):
                 raise ValueError(
@@ -1314,6 +1678,12 @@ class Bidirectional(keras.layers.Layer):
             if hasattr(direction, "zero_output_for_mask"):
                 direction.zero_output_for_mask = direction.return_sequences
         self.merge_mode = merge_mode
+        if weights:
+            # As Keras 3.15.1 does, which reads them nowhere after: set them with
+            # `set_weights` once the layer is built.
+            half = len(weights) // 2
+            self.forward_layer.initial_weights = weights[:half]
+            self.backward_layer.initial_weights = weights[half:]
         self._like_directions = (
             _like_directions(self.forward_layer, self.backward_layer)
             and self.dtype_policy.name == self.forward_layer.dtype_policy.name
@@ -1337,7 +1707,7 @@ class Bidirectional(keras.layers.Layer):
             if not direction.built:
                 direction.build(sequences_shape)
 
-    def call(self, sequences, initial_state=None, mask=None, training=False):
+    def call(self, sequences, initial_state=None, mask=None, training=None):
         if self._runs_together(initial_state, mask, training):
             y, y_reversed = _run_directions(
                 (self.forward_layer, self.backward_layer), sequences, training
@@ -1364,6 +1734,8 @@ class Bidirectional(keras.layers.Layer):
             return False
         if initial_state is not None or mask is not None:
             return False
+        if getattr(self.forward_layer, "use_cudnn", None) is True:
+            return False  # each direction decides whether to refuse it, as in Keras
         cell = self.forward_layer.cell
         return not training or (cell.dropout == 0 and cell.recurrent_dropout == 0)
 
@@ -1412,12 +1784,20 @@ class Bidirectional(keras.layers.Layer):
             return masks + [None] * (2 * states)
         return masks if self.merge_mode is None else output_mask
 
-    def reset_states(self):
-        """Zeroes the states of both directions (stateful layers)."""
-        self.forward_layer.reset_states()
-        self.backward_layer.reset_states()
+    def reset_state(self):
+        """Zeroes the states of both directions; an AttributeError unless stateful, as in
+        Keras."""
+        if not self.stateful:
+            raise AttributeError(
+                f"{validation.describe(self)}: only a stateful layer has states to reset; "
+                f"this one wraps {self.forward_layer.name!r} with stateful=False."
+            )
+        self.forward_layer.reset_state()
+        self.backward_layer.reset_state()
 
-    reset_state = reset_states
+    def reset_states(self):
+        """Keras's other name of `reset_state`."""
+        self.reset_state()
 
     def get_config(self):
         return {
