@@ -14,6 +14,7 @@ from tests.contract import (
 )
 
 
+@pytest.mark.filterwarnings("ignore:.*rms_scaling=True is deprecated")
 @pytest.mark.parametrize(
     "kwargs, weights",
     [({}, 2), ({"axis": [1, 2]}, 2), ({"center": False}, 1), ({"scale": False}, 1),
@@ -36,11 +37,14 @@ def test_layer_normalization_matches_keras(kwargs):
 
 
 @pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
-def test_layer_normalization_rms_scaling_matches_keras():
+def test_layer_normalization_rms_scaling_matches_keras_and_warns_as_keras_does():
     x = random_inputs((3, 6)) + 2
     with pytest.warns(UserWarning):
         theirs = keras.layers.LayerNormalization(rms_scaling=True)
-    check_keras_parity(kl.LayerNormalization(rms_scaling=True), theirs, x)
+    with pytest.warns(UserWarning, match="LayerNormalization layer .*rms_scaling=True is "
+                                         "deprecated.*RMSNormalization"):
+        ours = kl.LayerNormalization(rms_scaling=True)
+    check_keras_parity(ours, theirs, x)
 
 
 def test_layer_normalization_on_a_middle_axis():
@@ -225,6 +229,7 @@ def test_layer_normalization_takes_keras_arguments_positionally():
 
 
 @pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
+@pytest.mark.filterwarnings("ignore:.*rms_scaling=True is deprecated")
 @pytest.mark.parametrize("rms_scaling", [False, True])
 def test_layer_normalization_loads_keras_configs(rms_scaling):
     theirs = keras.layers.LayerNormalization(axis=(2, 3), epsilon=1e-5, rms_scaling=rms_scaling,
@@ -271,6 +276,7 @@ def test_unsorted_axes_normalize_as_sorted(make):
     np.testing.assert_allclose(to_numpy(make(axis=[-1, -2])(x)), to_numpy(make(axis=[-2, -1])(x)))
 
 
+@pytest.mark.filterwarnings("ignore:.*rms_scaling=True is deprecated")
 def test_layer_normalization_outputs_known_values():
     x = np.arange(5, dtype="float32")[None]
     layer = kl.LayerNormalization(beta_initializer="ones", gamma_initializer="ones")

@@ -7,6 +7,7 @@ weights stay float32 (`autocast=False`), and the output is cast to the compute d
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import keras
 from keras import constraints, initializers, ops, regularizers
@@ -109,6 +110,14 @@ class LayerNormalization(keras.layers.Layer):
         self.center = bool(center)
         self.scale = bool(scale)
         self.rms_scaling = bool(rms_scaling)
+        if self.rms_scaling:
+            # Keras warns here too: the option divides by the standard deviation.
+            warnings.warn(
+                f"{validation.describe(self)}: rms_scaling=True is deprecated (as in Keras): it "
+                "divides by the standard deviation without centering, not by the root mean "
+                "square; use RMSNormalization for RMS normalization.",
+                stacklevel=2,
+            )
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.beta_regularizer = regularizers.get(beta_regularizer)
