@@ -207,6 +207,8 @@ def test_reversible_embedding_reverse_dtype_and_symbolic_shapes():
     assert tuple(layer(keras.Input((10,), dtype="int32")).shape) == (None, 10, 16)
     with pytest.raises(ValueError):
         kl.ReversibleEmbedding(10, 4, reverse_dtype="no-such-dtype")
+    with pytest.raises(ValueError, match=r"ReversibleEmbedding layer .*logit_soft_cap=0"):
+        kl.ReversibleEmbedding(10, 4, logit_soft_cap=0)
 
 
 def test_reversible_embedding_masks_the_lookup_only():

@@ -417,6 +417,14 @@ def test_rotary_embedding_rejects_bad_arguments():
         kl.RotaryEmbedding(original_max_position_embeddings=0)
     with pytest.raises(ValueError, match=r"denominator_dim=-2"):
         kl.RotaryEmbedding(denominator_dim=-2)
+    for argument in ("max_wavelength", "beta_fast", "beta_slow"):
+        with pytest.raises(ValueError, match=f"`{argument}` must be a positive number.*=0"):
+            kl.RotaryEmbedding(**{argument: 0})
+    with pytest.raises(ValueError, match=r"SinePositionEncoding layer .*max_wavelength='1'"):
+        kl.SinePositionEncoding(max_wavelength="1")
+    # keras-hub's configs may hold a float wavelength.
+    heads = random_inputs((2, 5, 3, 4), seed=3)
+    close(kl.RotaryEmbedding(max_wavelength=100.0)(heads), numpy_rotary(heads, 100))
 
 
 def test_position_layers_at_explicit_positions():

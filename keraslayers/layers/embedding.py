@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 
 import keras
 from keras import constraints, initializers, ops, regularizers
 
 from keraslayers.layers import validation
+
+
+def _positive_number(layer, argument, value, allow_none=False):
+    """A wavelength, a rotation count, a cap: any real number > 0 (keras-hub's configs hold
+    ints or floats)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(
+            f"{validation.describe(layer)}: `{argument}` must be a positive number, received "
+            f"{argument}={value!r}."
+        )
+    return value
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
@@ -178,7 +192,7 @@ class ReversibleEmbedding(Embedding):
         if reverse_dtype is not None:
             keras.backend.standardize_dtype(reverse_dtype)  # a ValueError if it is none
         self.reverse_dtype = reverse_dtype
-        self.logit_soft_cap = validation.non_negative(
+        self.logit_soft_cap = _positive_number(
             self, "logit_soft_cap", logit_soft_cap, allow_none=True
         )
         # Whether the latest call projected back: its output then carries no mask.
@@ -356,7 +370,7 @@ class SinePositionEncoding(keras.layers.Layer):
 
     def __init__(self, max_wavelength=10000, **kwargs):
         super().__init__(**kwargs)
-        self.max_wavelength = validation.positive_int(self, "max_wavelength", max_wavelength)
+        self.max_wavelength = _positive_number(self, "max_wavelength", max_wavelength)
         self.supports_masking = True
         self.built = True
 
@@ -446,7 +460,7 @@ class RotaryEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.max_wavelength = validation.positive_int(self, "max_wavelength", max_wavelength)
+        self.max_wavelength = _positive_number(self, "max_wavelength", max_wavelength)
         self.scaling_factor = float(validation.non_negative(self, "scaling_factor", scaling_factor))
         if self.scaling_factor < 1.0:
             raise ValueError(
@@ -459,8 +473,8 @@ class RotaryEmbedding(keras.layers.Layer):
                 f"received rope_type={rope_type!r}."
             )
         self.rope_type = rope_type
-        self.beta_fast = float(validation.non_negative(self, "beta_fast", beta_fast))
-        self.beta_slow = float(validation.non_negative(self, "beta_slow", beta_slow))
+        self.beta_fast = float(_positive_number(self, "beta_fast", beta_fast))
+        self.beta_slow = float(_positive_number(self, "beta_slow", beta_slow))
         self.original_max_position_embeddings = validation.positive_int(
             self, "original_max_position_embeddings", original_max_position_embeddings
         )
