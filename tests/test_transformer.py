@@ -534,3 +534,13 @@ def test_decoder_passes_the_decoder_mask_on(with_encoder):
     y, mean = (to_numpy(t) for t in model([data, ENCODED]))
     close(mean[0], y[0, :3].mean(0))
     close(mean[1], y[1].mean(0))
+
+
+def test_blocks_build_from_list_shapes_and_take_the_padding_mask_second():
+    encoder = kl.TransformerEncoder(8, num_heads=2)
+    encoder.build([2, 5, 4])
+    close(encoder(SEQUENCE, PADDING), encoder(SEQUENCE, padding_mask=PADDING))
+    decoder = kl.TransformerDecoder(8, num_heads=2)
+    decoder.build([2, 5, 4], [2, 3, 6])
+    assert decoder.get_config()["encoder_sequence_shape"] == (2, 3, 6)
+    assert tuple(decoder(SEQUENCE, ENCODED).shape) == (2, 5, 4)
