@@ -6,7 +6,7 @@ BACKENDS := tensorflow jax torch
 # Two test processes per backend: most of a test's time is single-threaded tracing and compiling.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install test test-wheel test-latest lock lint bench bench-standard clean
+.PHONY: install test test-wheel test-latest lock browser lint bench bench-standard clean
 
 $(BIN)/klayers: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,15 @@ test-wheel: install
 		assert 'site-packages' in keraslayers.__file__, keraslayers.__file__; \
 		assert 'site-packages' in str(klayers.configs.folder('bench'))"
 
+# Chromium from the Debian packages, for the HTML report's browser test: installed where this
+# user may (CI runs as root); elsewhere that test says it was skipped and why.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium \
+		>/dev/null; } || echo "no chromium: the report's browser test will be skipped"
+
 # One pytest process per backend: Keras fixes its backend when it is first imported.
-test: install lint test-wheel
+test: install lint test-wheel browser
 	@status=0; for backend in $(BACKENDS); do \
 		echo "=== tests on $$backend"; \
 		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q $(PYTEST_ARGS) || status=1; \

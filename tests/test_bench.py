@@ -240,7 +240,7 @@ def test_files_hold_the_records_and_environment(tmp_path, fake_worker):
     outcome = run_fake([case()], fake_worker, backends=("jax", "torch"), tmp_path=tmp_path)
     names = {path.name for path in tmp_path.iterdir()}
     assert {"results.json", "results.csv", "results.jsonl", "report.md", "report.html",
-            "throughput.png", "baseline_ratio.png"} <= names
+            "throughput.png", "ratio_heatmap.png", "family_ratios.png"} <= names
     assert not [name for name in names if name.endswith(".tmp")]
     document = load_results(tmp_path / "results.json")
     assert document["environment"]["machine_peak_gflops"] == {"cpu:0": 100.0}

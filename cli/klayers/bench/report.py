@@ -1,16 +1,18 @@
 """Reports of a benchmark run: per-case tables (shared by the terminal, Markdown and HTML) and
-PNG charts, written beside results.json as report.md, report.html, throughput.png and
-baseline_ratio.png.
+the charts of bench.charts, written beside results.json as report.md (which links the PNG
+files) and report.html (self-contained: the charts embedded, the tables sortable by a click
+on a column's header).
 """
 
 from __future__ import annotations
 
+import base64
 import html
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from klayers.bench import charts as chart_files
 from klayers.bench.results import Row, rows_by_case
 from klayers.bench.statistics import relative_speeds
 from klayers.process import write_atomic
@@ -23,7 +25,6 @@ LEGEND = (
     "backend's. `vs keras` / `vs native`: how many times faster ours ran than that baseline on "
     "the same backend (above 1: ours is faster), ± its spread."
 )
-CHARTS = {"throughput": "throughput.png", "baseline_ratio": "baseline_ratio.png"}
 
 
 @dataclass
@@ -178,11 +179,23 @@ def _table_row(row: Row, backends: list[str], baselines: list[str], failures: li
 
 def write_reports(output: Path, environment: dict[str, Any], records: list[dict]) -> None:
     """report.md, report.html and the PNG charts they show, each written atomically."""
-    charts = write_charts(output, records)
+    charts = chart_files.write_charts(output, records, backends_in(records), layer_families(),
+                                      KERAS_RATIO_TARGET)
     summary = keras_summary(records)
     tables = ([summary] if summary else []) + case_tables(records)
     write_atomic(output / "report.md", markdown(environment, tables, charts))
-    write_atomic(output / "report.html", html_page(environment, tables, charts))
+    images = {name: (output / name).read_bytes() for name in charts}
+    write_atomic(output / "report.html", html_page(environment, tables, images))
+
+
+def layer_families() -> dict[str, str]:
+    """Each catalogue layer's family (keraslayers/catalog.py), for the per-family charts."""
+    from klayers.bench.suites import SuiteError, catalog_records
+
+    try:
+        return {record.name: record.family for record in catalog_records()}
+    except SuiteError:  # keraslayers not installed: every case counts as "other"
+        return {}
 
 
 def environment_lines(environment: dict[str, Any]) -> list[str]:
@@ -271,21 +284,56 @@ def _markdown_cell(cell: Cell) -> str:
     return f"**{text}**" if cell.fastest else text
 
 
-def html_page(environment: dict[str, Any], tables: list[CaseTable], charts: list[str]) -> str:
-    parts = ["<!doctype html>", "<html><head><meta charset='utf-8'><title>klayers bench</title>",
-             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
-             "margin-bottom:1em}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}"
-             ".fastest{background:#e6f4e6;font-weight:bold}.failed{color:#b00}"
-             ".noisy{color:#a60}img{max-width:100%}</style></head><body>",
+# Click a column's header to sort its table by it (numbers by value, the rest as text); click
+# again to reverse. The only script of the page.
+SORT_SCRIPT = """
+document.querySelectorAll("table.sortable th").forEach(function (header, column) {
+  header.addEventListener("click", function () {
+    var table = header.closest("table"), body = table.tBodies[0];
+    var descending = header.dataset.order !== "descending";
+    table.querySelectorAll("th").forEach(function (th) { delete th.dataset.order; });
+    header.dataset.order = descending ? "descending" : "ascending";
+    var key = function (row) {
+      var text = row.cells[header.cellIndex].textContent.trim();
+      var number = parseFloat(text.replace(/[^0-9.eE+-]/g, " ").trim().split(" ")[0]);
+      return isNaN(number) ? text : number;
+    };
+    Array.from(body.rows).sort(function (a, b) {
+      var x = key(a), y = key(b);
+      var order = typeof x === typeof y ? (x < y ? -1 : x > y ? 1 : 0)
+                                        : (typeof x === "number" ? -1 : 1);
+      return descending ? -order : order;
+    }).forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:100%}table{border-collapse:collapse;"
+    "margin-bottom:1em}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}"
+    "th{cursor:pointer;background:#f4f4f4;position:sticky;top:0}"
+    "th[data-order=ascending]::after{content:' \\25B2'}"
+    "th[data-order=descending]::after{content:' \\25BC'}"
+    ".fastest{background:#e6f4e6;font-weight:bold}.failed{color:#b00}"
+    ".noisy{color:#a60}img{max-width:100%;height:auto}"
+)
+
+
+def html_page(environment: dict[str, Any], tables: list[CaseTable],
+              images: dict[str, bytes]) -> str:
+    """One self-contained page: the charts (`images`, PNG bytes by file name) embedded."""
+    parts = ["<!doctype html>", "<html lang='en'><head><meta charset='utf-8'>",
+             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+             f"<title>klayers bench</title><style>{STYLE}</style></head><body>",
              "<h1>klayers bench</h1><ul>"]
     parts += [f"<li>{html.escape(line)}</li>" for line in environment_lines(environment)]
     parts.append("</ul>")
-    parts += [f"<p><img src='{html.escape(chart)}' alt='{html.escape(Path(chart).stem)}'></p>"
-              for chart in charts]
+    for name, data in images.items():
+        source = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        parts.append(f"<p><img src='{source}' alt='{html.escape(Path(name).stem)}'></p>")
     for table in tables:
-        parts.append(f"<h2>{html.escape(table.title)}</h2><table><tr>")
+        parts.append(f"<h2>{html.escape(table.title)}</h2><table class='sortable'><thead><tr>")
         parts += [f"<th>{html.escape(name)}</th>" for name in table.header]
-        parts.append("</tr>")
+        parts.append("</tr></thead><tbody>")
         for row in table.rows:
             parts.append("<tr>")
             for cell in row:
@@ -295,73 +343,12 @@ def html_page(environment: dict[str, Any], tables: list[CaseTable], charts: list
                 text = "<br>".join(html.escape(line) for line in cell.lines)
                 parts.append(f"<td class='{classes}'>{text}</td>")
             parts.append("</tr>")
-        parts.append("</table>")
+        parts.append("</tbody></table>")
         if table.failures:
             parts.append("<ul>" + "".join(f"<li class='failed'>{html.escape(failure)}</li>"
                                           for failure in table.failures) + "</ul>")
         if table.notes:
             parts.append("<ul>" + "".join(f"<li>{html.escape(note)}</li>"
                                           for note in table.notes) + "</ul>")
-    parts.append(f"<p>{html.escape(LEGEND)}</p></body></html>\n")
+    parts.append(f"<p>{html.escape(LEGEND)}</p><script>{SORT_SCRIPT}</script></body></html>\n")
     return "\n".join(parts)
-
-
-def write_charts(output: Path, records: list[dict[str, Any]]) -> list[str]:
-    """The PNG charts that have data, written atomically; returns their file names."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display, and no GUI toolkit to import
-    from matplotlib import pyplot
-
-    grouped = rows_by_case(records)
-    rows = [(case, row) for case, case_rows in grouped.items() for row in case_rows]
-    backends = backends_in(records)
-    written = []
-    throughput = {backend: [_ok_value(row.ours.get(backend), "throughput") for _, row in rows]
-                  for backend in backends}
-    if any(value for values in throughput.values() for value in values):
-        figure = _bar_chart(pyplot, rows, throughput, "samples/s (log scale)",
-                            "Throughput of our layers per backend")
-        written.append(_save(figure, pyplot, output / CHARTS["throughput"]))
-    ratios = {}
-    for backend in backends:
-        for baseline in ("keras", "native"):
-            values = [row.baseline_ratio(backend, baseline) for _, row in rows]
-            if any(values):
-                ratios[f"{backend} vs {baseline}"] = [v[0] if v else None for v in values]
-    if ratios:
-        figure = _bar_chart(pyplot, rows, ratios, "times faster than the baseline (log scale)",
-                            "Ours over the baseline on the same backend (above 1: ours faster)")
-        figure.axes[0].axvline(1.0, color="black", linewidth=1)
-        written.append(_save(figure, pyplot, output / CHARTS["baseline_ratio"]))
-    return written
-
-
-def _ok_value(record: dict | None, key: str) -> float | None:
-    return record[key] if record and record["status"] == "ok" else None
-
-
-def _bar_chart(pyplot, rows: list[tuple[str, Row]], series: dict[str, list], xlabel: str,
-               title: str):
-    labels = [f"{case[:64]} | {row.mode} b{row.batch_size} {row.dtype}" for case, row in rows]
-    height = 0.8 / max(len(series), 1)
-    figure, axes = pyplot.subplots(figsize=(11, 1.2 + 0.28 * len(rows) * max(len(series), 2)))
-    for number, (name, values) in enumerate(series.items()):
-        positions = [i + number * height for i in range(len(rows))]
-        axes.barh(positions, [value or 0 for value in values], height=height, label=name)
-    axes.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))], labels, fontsize=7)
-    axes.invert_yaxis()
-    axes.set_xscale("log")
-    axes.set_xlabel(xlabel)
-    axes.set_title(title)
-    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    figure.tight_layout()
-    return figure
-
-
-def _save(figure, pyplot, path: Path) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    pyplot.close(figure)
-    write_atomic(path, buffer.getvalue())
-    return path.name
