@@ -15,14 +15,11 @@ from keraslayers.layers.core import Activation, Dense, ReLU
 from keraslayers.layers.embedding import (
     Embedding,
     PositionEmbedding,
+    ReversibleEmbedding,
     RotaryEmbedding,
     SinePositionEncoding,
     TokenAndPositionEmbedding,
 )
-
-# Public but not yet in __all__ (the catalogue's weight-count table in tests/test_catalog.py
-# has no row for it yet); tests/test_embedding.py checks it.
-from keraslayers.layers.embedding import ReversibleEmbedding as ReversibleEmbedding
 from keraslayers.layers.normalization import (
     BatchNormalization,
     LayerNormalization,
@@ -98,6 +95,7 @@ __all__ = [
     "SimpleRNN",
     "SinePositionEncoding",
     "TokenAndPositionEmbedding",
+    "ReversibleEmbedding",
     "TransformerDecoder",
     "TransformerEncoder",
 ]

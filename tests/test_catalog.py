@@ -90,6 +90,7 @@ EXAMPLE_WEIGHT_COUNTS = {
     "Bidirectional": (6, 0, 2),
     "Dropout": (0, 0, 1),
     "Embedding": (1, 0, 0),
+    "ReversibleEmbedding": (1, 0, 0),
     "LayerNormalization": (2, 0, 0),
     "BatchNormalization": (2, 2, 0),
     "RMSNormalization": (1, 0, 0),
