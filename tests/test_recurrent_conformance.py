@@ -487,6 +487,15 @@ def test_keras_dropout_cell_runs_in_training_and_keeps_its_masks_for_one_sequenc
         assert cell._dropout_mask is None and cell._recurrent_dropout_mask is None
 
 
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_keras_dropout_cell_in_mixed_precision(policy):
+    if policy == "mixed_float16" and keras.backend.backend() == "torch":
+        pytest.skip("float16 matrix products on torch need a GPU, as in Keras's own test")
+    cell = _dropout_cell_class()(3, seed=2, dtype=policy)
+    y = kl.RNN(cell, dtype=policy)(np.ones((2, 4, 2), "float32"), training=True)
+    assert keras.backend.standardize_dtype(y.dtype) == policy.split("_")[1]
+
+
 def test_keras_dropout_cells_train_in_a_compiled_model():
     cell_class = _dropout_cell_class()
     for cell in (cell_class(4, seed=1), [cell_class(4, seed=1), keras.layers.GRUCell(

@@ -1437,7 +1437,7 @@ class LSTM(_CellRNN):
     the same order; weights `kernel` `(features, 4 * units)`, `recurrent_kernel`, `bias`;
     gates i, f, g, o). See `LSTMCell` for the step. klayers never calls cuDNN: `use_cudnn`
     "auto" and False run the keras.ops loop, and True raises where Keras's would (on CPU:
-    always on TensorFlow and JAX, with a mask on torch).
+    always on TensorFlow and JAX; on torch with a mask or recurrent dropout).
 
     Args:
         units: positive integer, the size of the state and output.
@@ -1524,8 +1524,8 @@ class GRU(_CellRNN):
     same order; weights `kernel` `(features, 3 * units)`, `recurrent_kernel`, `bias`
     `(2, 3 * units)` with `reset_after=True`; gates z, r, h). See `GRUCell` for the step.
     `use_cudnn` as for `LSTM` (True raises where Keras's GRU would: on CPU, always on
-    TensorFlow; on JAX with a mask, `unroll` or `reset_after=False`; on torch with a mask or
-    `reset_after=False`).
+    TensorFlow; elsewhere with a mask, recurrent dropout or `reset_after=False`, and on JAX
+    with `unroll`).
 
     Args:
         units: positive integer, the size of the state and output.
