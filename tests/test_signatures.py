@@ -12,11 +12,6 @@ import keraslayers as kl
 
 keras_hub = pytest.importorskip("keras_hub")
 
-# LoRA's constructor arguments belong with LoRA itself (issue 16): until a layer has
-# `enable_lora`, it does not take them.
-NOT_YET = {"lora_rank", "lora_alpha"}
-
-
 def _public_layers():
     cells = {name for name in dir(kl) if name.endswith(("Cell", "Cells"))}  # not in __all__
     for name in sorted({*kl.__all__, *cells}):
@@ -40,7 +35,7 @@ def _described(parameter):
 
 @pytest.mark.parametrize("ours, theirs", list(_public_layers()))
 def test_takes_keras_parameters_in_keras_order(ours, theirs):
-    expected = [_described(p) for p in _parameters(theirs) if p.name not in NOT_YET]
+    expected = [_described(p) for p in _parameters(theirs)]
     received = [_described(p) for p in _parameters(ours)]
     assert received[:len(expected)] == expected
     # Whatever Keras takes through **kwargs (name, dtype, ...), ours takes too.

@@ -16,6 +16,7 @@ import keras
 from keras import constraints, initializers, ops, regularizers
 
 from keraslayers.layers import validation
+from keraslayers.layers.lora import LoRA, LoRAComposite, adapted_weight
 
 # Replaces masked scores before the softmax: finite, so a row whose every position is masked
 # does not compute 0 / 0; its weights are then set to zero.
@@ -309,11 +310,13 @@ class _Layout:
         ))
 
 
-class _Projection(keras.layers.Layer):
+class _Projection(LoRA, keras.layers.Layer):
     """A dense map over several trailing axes: `tensordot(x, kernel, input_axes) + bias`.
 
     The kernel is `(*input dims, *output_shape)` and the bias `output_shape`, as Keras's
     `EinsumDense` has them inside the attention layers (e.g. `(dim, heads, key_dim)`).
+    `enable_lora(rank)` adapts the kernel as Keras's EinsumDense does: `lora_kernel_a`
+    `(*kernel_shape[:-1], rank)`, `lora_kernel_b` `(rank, kernel_shape[-1])`.
     """
 
     def __init__(self, input_axes, output_shape, use_bias, activation=None, *,
@@ -332,10 +335,11 @@ class _Projection(keras.layers.Layer):
         self.bias_constraint = bias_constraint
         # Masks are the attention layer's business; a projection only passes them on.
         self.supports_masking = True
+        self._init_lora(None, None)
 
     def build(self, input_shape):
         input_dims = tuple(input_shape[-self.input_axes:])
-        self.kernel = self.add_weight(
+        self._kernel = self.add_weight(
             name="kernel",
             shape=(*input_dims, *self.projected_shape),
             initializer=self.kernel_initializer,
@@ -351,6 +355,8 @@ class _Projection(keras.layers.Layer):
                 regularizer=self.bias_regularizer,
                 constraint=self.bias_constraint,
             )
+
+    kernel = adapted_weight("kernel", "The kernel `(*input dims, *output_shape)`, with LoRA's.")
 
     def call(self, inputs):
         outputs = ops.tensordot(inputs, self.kernel, axes=self.input_axes)
@@ -594,14 +600,22 @@ def _fold_leading_axes(x):
     return ops.reshape(x, (-1, *ops.shape(x)[-2:]))
 
 
-class _ProjectedAttention(keras.layers.Layer):
-    """What MultiHeadAttention and GroupQueryAttention share: arguments, masks, the call.
+class _ProjectedAttention(LoRAComposite, keras.layers.Layer):
+    """What MultiHeadAttention and GroupQueryAttention share: arguments, masks, the call,
+    `enable_lora` (projections named "query", "key", "value", "gate", "attention_output").
 
     Subclasses create, in `build`, the projections `query_dense`, `key_dense`,
-    `value_dense`, `output_dense` (and `gate_dense` with `use_gate`), and set
-    `self._scale`, `self._key_value_repeats`, `self._score_heads` (heads of the scores),
-    `self._value_size` (of a value head) and `self._layout` (where attention runs).
+    `value_dense`, `output_dense` (and `gate_dense` with `use_gate`), then call
+    `_build_lora_layers()`, and set `self._scale`, `self._key_value_repeats`,
+    `self._score_heads` (heads of the scores), `self._value_size` (of a value head) and
+    `self._layout` (where attention runs).
     """
+
+    def __init__(self, **kwargs):
+        # `lora_layers` (a keyword only in configs): the projections `enable_lora` adapted.
+        lora_layers = self._init_lora_layers(kwargs)
+        super().__init__(**kwargs)
+        self._set_lora_layers(lora_layers)
 
     # MultiHeadAttention attends over any position axes of inputs of any rank >= 3.
     _any_rank = False
@@ -917,6 +931,7 @@ class _ProjectedAttention(keras.layers.Layer):
             "bias_constraint": constraints.serialize(self.bias_constraint),
             "use_gate": self.use_gate,
             "seed": self.seed,
+            **self._lora_layers_config(),
         }
 
 
@@ -1099,6 +1114,7 @@ class MultiHeadAttention(_ProjectedAttention):
         output_shape = self._projected_output_shape(query_shape)
         self.output_dense = self._projection("attention_output", 2, output_shape)
         self.output_dense.build((*query_shape[:-1], heads, self.value_dim))
+        self._build_lora_layers()
 
     def _projected_output_shape(self, query_shape):
         return self._output_shape or (query_shape[-1],)
@@ -1240,6 +1256,7 @@ class GroupQueryAttention(_ProjectedAttention):
         self.value_dense.build(value_shape)
         self.output_dense = self._projection("attention_output", 2, (query_shape[-1],))
         self.output_dense.build((*query_shape[:-1], query_heads, self.head_dim))
+        self._build_lora_layers()
 
     def _projected_output_shape(self, query_shape):
         return (query_shape[-1],)

@@ -32,6 +32,7 @@ from keraslayers.layers.conv_arithmetic import (
     to_channels_first_axes,
     to_channels_last_axes,
 )
+from keraslayers.layers.lora import LoRA, adapted_weight
 
 # Formulations by (backend, device kind), read through `formulation.choose`; a pair not listed
 # (a GPU or TPU: nobody measured there) runs Keras's own op, `formulation.KERAS`. The figures are
@@ -263,8 +264,14 @@ class _Convolution(keras.layers.Layer):
         }
 
 
-class _Conv(_Convolution):
-    """N-D convolution (a cross-correlation) with `filters` kernels, optionally in groups."""
+class _Conv(LoRA, _Convolution):
+    """N-D convolution (a cross-correlation) with `filters` kernels, optionally in groups.
+
+    LoRA as Keras's convolutions have it: `lora_rank` and `lora_alpha` are keyword arguments
+    (Keras takes them through `**kwargs` too), and `enable_lora(rank)` adapts the kernel with
+    factors `lora_kernel_a` `(*kernel_size, channels // groups, rank)` and `lora_kernel_b`
+    `(rank, filters)`.
+    """
 
     def __init__(
         self,
@@ -286,10 +293,13 @@ class _Conv(_Convolution):
         bias_constraint=None,
         **kwargs,
     ):
+        lora_rank = kwargs.pop("lora_rank", None)
+        lora_alpha = kwargs.pop("lora_alpha", None)
         super().__init__(
             kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
             bias_initializer, bias_regularizer, activity_regularizer, bias_constraint, **kwargs,
         )
+        self._init_lora(lora_rank, lora_alpha)
         self.filters = validation.positive_int(self, "filters", filters)
         self.groups = validation.positive_int(self, "groups", groups)
         if self.filters % self.groups:
@@ -310,13 +320,22 @@ class _Conv(_Convolution):
             )
         # Each group of `channels // groups` inputs feeds `filters // groups` outputs; the
         # convolution reads the group count off the kernel's input axis.
-        self.kernel = self.add_weight(
+        self._kernel = self.add_weight(
             name="kernel",
             shape=(*self.kernel_size, channels // self.groups, self.filters),
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.built = True
+        self._build_lora()
+
+    kernel = adapted_weight(
+        "kernel", "The kernel `(*kernel_size, channels // groups, filters)`, with LoRA's update."
+    )
 
     def call(self, inputs):
         if self._can_fold_depth(inputs.shape) and (
@@ -388,6 +407,7 @@ class _Conv(_Convolution):
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            **self._lora_config(),
         }
 
 

@@ -8,13 +8,14 @@ import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
 from keraslayers.layers import validation
+from keraslayers.layers.lora import LoRA, adapted_weight
 
 # Activations whose outputs are ratios of sums: they lose too much in 16-bit floats.
 _FLOAT32_ACTIVATIONS = ("softmax", "log_softmax")
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
-class Dense(keras.layers.Layer):
+class Dense(LoRA, keras.layers.Layer):
     """Densely connected layer: `outputs = activation(inputs @ kernel + bias)`.
 
     The product contracts the last axis of the input, so any input of rank >= 2 works:
@@ -29,6 +30,10 @@ class Dense(keras.layers.Layer):
         kernel_regularizer, bias_regularizer, activity_regularizer: optional regularizers.
         kernel_constraint, bias_constraint: optional constraints.
         quantization_config: accepted so that Keras's Dense configs load; must be None.
+        lora_rank: positive integer: the layer enables LoRA of this rank when built (see
+            `enable_lora`); None for none.
+        lora_alpha: positive number, the LoRA update's scale is `lora_alpha / lora_rank`;
+            `lora_rank` when None.
 
     Input shape:
         `(batch, ..., input_dim)`, rank >= 2.
@@ -54,11 +59,14 @@ class Dense(keras.layers.Layer):
         activity_regularizer=None,
         kernel_constraint=None,
         bias_constraint=None,
+        lora_rank=None,
+        lora_alpha=None,
         quantization_config=None,
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         validation.no_quantization(self, quantization_config)
+        self._init_lora(lora_rank, lora_alpha)
         self.units = validation.positive_int(self, "units", units)
         self.activation = validation.activation(self, activation)
         self.use_bias = bool(use_bias)
@@ -74,7 +82,7 @@ class Dense(keras.layers.Layer):
     def build(self, input_shape):
         validation.min_rank(self, input_shape, 2)
         (input_dim,) = validation.known_sizes(self, input_shape, [len(input_shape) - 1])
-        self.kernel = self.add_weight(
+        self._kernel = self.add_weight(
             name="kernel",
             shape=(input_dim, self.units),
             initializer=self.kernel_initializer,
@@ -91,6 +99,10 @@ class Dense(keras.layers.Layer):
                 constraint=self.bias_constraint,
             )
         validation.expect_input_spec(self, min_ndim=2, axes_sizes={-1: input_dim})
+        self.built = True
+        self._build_lora()
+
+    kernel = adapted_weight("kernel", "The kernel `(input_dim, units)`, with the LoRA update.")
 
     def call(self, inputs):
         # (batch, ..., input_dim) @ (input_dim, units) -> (batch, ..., units)
@@ -119,6 +131,7 @@ class Dense(keras.layers.Layer):
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
             "quantization_config": None,
+            **self._lora_config(),
         }
 
 

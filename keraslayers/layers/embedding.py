@@ -10,6 +10,7 @@ import keras
 from keras import constraints, initializers, ops, regularizers
 
 from keraslayers.layers import validation
+from keraslayers.layers.lora import LoRA, adapted_weight
 
 
 def _positive_number(layer, argument, value, allow_none=False):
@@ -26,7 +27,7 @@ def _positive_number(layer, argument, value, allow_none=False):
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
-class Embedding(keras.layers.Layer):
+class Embedding(LoRA, keras.layers.Layer):
     """Looks up a learned vector per index: `outputs[..., :] = embeddings[inputs[...]]`.
 
     Drop-in for `keras.layers.Embedding`: one weight, `embeddings` `(input_dim, output_dim)`.
@@ -39,6 +40,10 @@ class Embedding(keras.layers.Layer):
         embeddings_initializer, embeddings_regularizer, embeddings_constraint: for the table.
         mask_zero: whether index 0 means padding.
         weights: optional initial table, an array of shape `(input_dim, output_dim)`.
+        lora_rank: positive integer: the layer enables LoRA of this rank when built (see
+            `enable_lora`; factors `lora_embeddings_a`/`_b`); None for none.
+        lora_alpha: positive number, the LoRA update's scale is `lora_alpha / lora_rank`;
+            `lora_rank` when None.
         quantization_config: accepted so that Keras's Embedding configs load; must be None.
 
     Input shape:
@@ -62,6 +67,8 @@ class Embedding(keras.layers.Layer):
         embeddings_constraint=None,
         mask_zero=False,
         weights=None,
+        lora_rank=None,
+        lora_alpha=None,
         quantization_config=None,
         **kwargs,
     ):
@@ -69,6 +76,7 @@ class Embedding(keras.layers.Layer):
             warnings.warn("Argument `input_length` is deprecated. Just remove it.", stacklevel=2)
         super().__init__(**kwargs)
         validation.no_quantization(self, quantization_config)
+        self._init_lora(lora_rank, lora_alpha)
         self.input_dim = validation.positive_int(self, "input_dim", input_dim)
         self.output_dim = validation.positive_int(self, "output_dim", output_dim)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
@@ -85,7 +93,7 @@ class Embedding(keras.layers.Layer):
     def build(self, input_shape=None):
         if self.built:
             return
-        self.embeddings = self.add_weight(
+        self._embeddings = self.add_weight(
             name="embeddings",
             shape=(self.input_dim, self.output_dim),
             initializer=self.embeddings_initializer,
@@ -93,6 +101,12 @@ class Embedding(keras.layers.Layer):
             constraint=self.embeddings_constraint,
         )
         self.built = True
+        self._build_lora()
+
+    _lora_weight = "embeddings"
+    embeddings = adapted_weight(
+        "embeddings", "The table `(input_dim, output_dim)`, with the LoRA update."
+    )
 
     def call(self, inputs):
         if ops.dtype(inputs) not in ("int32", "int64"):
@@ -125,6 +139,7 @@ class Embedding(keras.layers.Layer):
             "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
             "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
             "mask_zero": self.mask_zero,
+            **self._lora_config(),
         }
 
 

@@ -13,6 +13,7 @@ from keras import initializers, ops
 from keraslayers.layers import validation
 from keraslayers.layers.attention import MultiHeadAttention
 from keraslayers.layers.core import Dense
+from keraslayers.layers.lora import LoRAComposite
 from keraslayers.layers.normalization import LayerNormalization
 from keraslayers.layers.regularization import Dropout
 
@@ -38,8 +39,14 @@ def merge_padding_and_attention_mask(layer, padding_mask, attention_mask,
     return mask
 
 
-class _TransformerBlock(keras.layers.Layer):
-    """Arguments, sublayer factories and the feedforward half shared by both blocks."""
+class _TransformerBlock(LoRAComposite, keras.layers.Layer):
+    """Arguments, sublayer factories and the feedforward half shared by both blocks, and
+    `enable_lora`: the attention projections ("query", "key", "value", "attention_output")
+    and the feedforward layers ("feedforward_intermediate_dense", "feedforward_output_dense")
+    can be adapted; by default the query and value projections of every attention layer, as
+    keras-hub's `Backbone.enable_lora`. Subclasses call `_build_lora_layers()` at the end
+    of `build`.
+    """
 
     def __init__(
         self,
@@ -55,7 +62,10 @@ class _TransformerBlock(keras.layers.Layer):
     ):
         # Build shapes a config may carry (keras-hub's TransformerDecoder saves them).
         build_shapes = [kwargs.pop(name, None) for name in self._config_build_shapes]
+        # `lora_layers` (a keyword only in configs): the sublayers `enable_lora` adapted.
+        lora_layers = self._init_lora_layers(kwargs)
         super().__init__(**kwargs)
+        self._set_lora_layers(lora_layers)
         self.intermediate_dim = validation.positive_int(self, "intermediate_dim", intermediate_dim)
         self.num_heads = validation.positive_int(self, "num_heads", num_heads)
         self.dropout = validation.rate(self, "dropout", dropout)
@@ -180,6 +190,7 @@ class _TransformerBlock(keras.layers.Layer):
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "normalize_first": self.normalize_first,
+            **self._lora_layers_config(),
         }
 
 
@@ -232,6 +243,7 @@ class TransformerEncoder(_TransformerBlock):
         self.feedforward_layer_norm = self._norm("feedforward_layer_norm", inputs_shape)
         self._build_feedforward_dense(inputs_shape, hidden_dim)
         self.feedforward_dropout = self._dropout("feedforward_dropout")
+        self._build_lora_layers()
 
     def call(self, inputs, padding_mask=None, attention_mask=None, training=None,
              return_attention_scores=False, mask=None):
@@ -356,6 +368,7 @@ class TransformerDecoder(_TransformerBlock):
         self._build_feedforward_dense(decoder_sequence_shape, hidden_dim)
         self.feedforward_layer_norm = self._norm("feedforward_layer_norm", decoder_sequence_shape)
         self.feedforward_dropout = self._dropout("feedforward_dropout")
+        self._build_lora_layers()
 
     def call(
         self,
