@@ -47,7 +47,15 @@ from keraslayers.layers.recurrent import GRUCell as GRUCell
 from keraslayers.layers.recurrent import LSTMCell as LSTMCell
 from keraslayers.layers.recurrent import SimpleRNNCell as SimpleRNNCell
 from keraslayers.layers.recurrent import StackedRNNCells as StackedRNNCells
-from keraslayers.layers.regularization import Dropout
+from keraslayers.layers.regularization import (
+    AlphaDropout,
+    Dropout,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+    SpatialDropout2D,
+    SpatialDropout3D,
+)
 from keraslayers.layers.residual import Residual
 from keraslayers.layers.transformer import TransformerDecoder, TransformerEncoder
 
@@ -70,6 +78,12 @@ __all__ = [
     "Dense",
     "DepthwiseConv2D",
     "Dropout",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
     "Embedding",
     "GRU",
     "GlobalAveragePooling1D",

@@ -89,6 +89,8 @@ EXAMPLE_WEIGHT_COUNTS = {
     "RNN": (6, 0, 2),
     "Bidirectional": (6, 0, 2),
     "Dropout": (0, 0, 1),
+    **dict.fromkeys(["SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                     "GaussianNoise", "GaussianDropout", "AlphaDropout"], (0, 0, 1)),
     "Embedding": (1, 0, 0),
     "ReversibleEmbedding": (1, 0, 0),
     "LayerNormalization": (2, 0, 0),

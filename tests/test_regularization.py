@@ -112,3 +112,101 @@ def test_dropout_is_built_at_construction_unless_build_is_overridden():
 def test_dropout_rejects_bad_noise_shape(noise_shape):
     with pytest.raises(ValueError, match="Dropout layer .*noise_shape"):
         kl.Dropout(0.5, noise_shape=noise_shape)
+
+
+# -- SpatialDropout1D/2D/3D, GaussianNoise, GaussianDropout, AlphaDropout ------------------
+
+NOISE_LAYERS = [
+    ("SpatialDropout1D", {"rate": 0.4}, (4, 6, 5)),
+    ("SpatialDropout2D", {"rate": 0.4}, (4, 3, 3, 5)),
+    ("SpatialDropout2D", {"rate": 0.4, "data_format": "channels_first"}, (4, 5, 3, 3)),
+    ("SpatialDropout3D", {"rate": 0.4}, (2, 2, 3, 3, 5)),
+    ("SpatialDropout3D", {"rate": 0.4, "data_format": "channels_first"}, (2, 5, 2, 3, 3)),
+    ("GaussianNoise", {"stddev": 0.3}, (6, 10)),
+    ("GaussianDropout", {"rate": 0.4}, (6, 10)),
+    ("AlphaDropout", {"rate": 0.4}, (6, 10)),
+    ("AlphaDropout", {"rate": 0.4, "noise_shape": (None, 1)}, (6, 10)),
+]
+
+
+def _noise_id(case):
+    name, kwargs, _ = case
+    return name + "".join(f"-{value}" for key, value in kwargs.items() if key != "rate")
+
+
+@pytest.mark.parametrize("case", NOISE_LAYERS, ids=[_noise_id(c) for c in NOISE_LAYERS])
+def test_noise_layers_match_keras_with_the_same_seed(case):
+    # The same keras.random calls on the same seed: the very same noise, and gradients.
+    name, kwargs, shape = case
+    x = random_inputs(shape)
+    check_keras_parity(getattr(kl, name)(**kwargs, seed=7),
+                       getattr(keras.layers, name)(**kwargs, seed=7), x, training=True)
+
+
+@pytest.mark.parametrize("case", NOISE_LAYERS, ids=[_noise_id(c) for c in NOISE_LAYERS])
+def test_noise_layers_contract_and_identity_at_inference(case):
+    name, kwargs, shape = case
+    check_layer_contract(lambda: getattr(kl, name)(**kwargs, seed=3), shape, seed_generators=1,
+                         random=True)
+    x = random_inputs(shape)
+    np.testing.assert_array_equal(to_numpy(getattr(kl, name)(**kwargs)(x)), x)
+
+
+@pytest.mark.parametrize("name, shape, data_format, spatial_axes", [
+    ("SpatialDropout1D", (8, 5, 6), None, (1,)),
+    ("SpatialDropout2D", (8, 4, 4, 6), "channels_last", (1, 2)),
+    ("SpatialDropout2D", (8, 6, 4, 4), "channels_first", (2, 3)),
+    ("SpatialDropout3D", (8, 3, 3, 3, 6), "channels_last", (1, 2, 3)),
+    ("SpatialDropout3D", (8, 6, 3, 3, 3), "channels_first", (2, 3, 4)),
+])
+def test_spatial_dropout_drops_whole_feature_maps(name, shape, data_format, spatial_axes):
+    kwargs = {} if data_format is None else {"data_format": data_format}
+    y = to_numpy(getattr(kl, name)(0.5, seed=2, **kwargs)(np.ones(shape, "float32"),
+                                                            training=True))
+    # Every value of a sample's channel is the same: all kept (2.0) or all dropped.
+    spread = y.max(axis=spatial_axes) - y.min(axis=spatial_axes)
+    assert (spread == 0).all()
+    assert set(np.unique(y)) == {0.0, 2.0}
+
+
+def test_gaussian_noise_and_dropout_have_the_variance_they_promise():
+    x = np.ones((200_000,), "float32")
+    noisy = to_numpy(kl.GaussianNoise(0.2, seed=1)(x, training=True))
+    assert abs(noisy.mean() - 1) < 0.01 and abs(noisy.std() - 0.2) < 0.01
+    dropped = to_numpy(kl.GaussianDropout(0.2, seed=1)(x, training=True))
+    assert abs(dropped.mean() - 1) < 0.01 and abs(dropped.std() - 0.5) < 0.01  # sqrt(.2/.8)
+
+
+def test_alpha_dropout_keeps_zero_mean_and_unit_variance():
+    x = np.random.default_rng(0).standard_normal((200_000,)).astype("float32")
+    y = to_numpy(kl.AlphaDropout(0.3, seed=1)(x, training=True))
+    assert abs(y.mean()) < 0.02 and abs(y.std() - 1) < 0.02
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: kl.SpatialDropout1D(1.5), ValueError, r"`rate` must be a number in \[0, 1\]"),
+    (lambda: kl.SpatialDropout2D(0.5, data_format="nhwc"), ValueError, "data_format"),
+    (lambda: kl.GaussianNoise(2.0), ValueError, r"`stddev` must be a number in \[0, 1\]"),
+    (lambda: kl.GaussianNoise("0.1"), TypeError, "stddev"),
+    (lambda: kl.GaussianDropout(-0.1), ValueError, "rate"),
+    (lambda: kl.AlphaDropout(None), TypeError, "rate"),
+])
+def test_noise_layers_reject_bad_arguments_as_keras_does(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_spatial_dropout_refuses_an_input_of_the_wrong_rank_as_keras_does():
+    with pytest.raises(ValueError, match="expected ndim=4"):
+        kl.SpatialDropout2D(0.5)(np.ones((2, 3, 4), "float32"))
+
+
+def test_noise_layers_load_keras_configs():
+    for name, kwargs, _ in NOISE_LAYERS:
+        config = getattr(keras.layers, name)(**kwargs, seed=5).get_config()
+        layer = getattr(kl, name).from_config(config)
+        ours = layer.get_config()
+        # Keras's spatial dropouts write their dtype as a name, the others as a policy.
+        assert layer.dtype_policy.name == "float32"
+        assert {key: ours[key] for key in config if key != "dtype"} == {
+            key: value for key, value in config.items() if key != "dtype"}
