@@ -165,11 +165,13 @@ class LoRAComposite:
     """Mixin for a block of LoRA-capable sublayers (attention, Transformer blocks).
 
     `enable_lora(rank)` adapts the sublayers named in `target_layer_names` and freezes the
-    rest of the block, as keras-hub's `Backbone.enable_lora` does. The block records what it
-    adapted in its config (`lora_layers`, only when set), so that a saved block rebuilds the
-    same factors and its file keeps them apart from the frozen weights. Subclasses call
-    `_init_lora_layers(kwargs)` before `super().__init__` and `_build_lora_layers()` at the
-    end of `build`.
+    rest of the block, as keras-hub's `Backbone.enable_lora` does. The block's config records
+    which sublayers have LoRA (`lora_layers`, only when some do, however it was enabled: by
+    the block or on a sublayer, Keras's `mha.query_dense.enable_lora(r)`), so that a saved
+    block rebuilds the same factors and its file keeps them apart from the frozen weights.
+    Which other sublayers were frozen is not saved (Keras saves no sublayer's `trainable`).
+    Subclasses call `_init_lora_layers(kwargs)` before `super().__init__`, then
+    `_set_lora_layers`, and `_build_lora_layers()` at the end of `build`.
     """
 
     # keras-hub's default targets: the query and value projections (as in the LoRA paper).
@@ -184,22 +186,33 @@ class LoRAComposite:
                 f"{validation.describe(self)}: `lora_layers` must be a dict of sublayer path "
                 f"to {{'rank', 'lora_alpha'}}, received lora_layers={lora_layers!r}."
             )
-        self.lora_layers = dict(lora_layers or {})
+        self._pending_lora_layers = dict(lora_layers or {})
+
+    @property
+    def lora_layers(self) -> dict:
+        """`{sublayer path: {"rank", "lora_alpha"}}` of the sublayers with LoRA."""
+        if not self.built:
+            return dict(self._pending_lora_layers)
+        return {
+            path: {"rank": sublayer.lora_rank, "lora_alpha": sublayer.lora_alpha}
+            for path, sublayer in lora_sublayers(self)
+            if sublayer.lora_enabled
+        }
 
     def _build_lora_layers(self) -> None:
-        if not self.lora_layers:
+        pending = self._pending_lora_layers
+        if not pending:
             return
         found = dict(lora_sublayers(self))
-        unknown = sorted(set(self.lora_layers) - set(found))
+        unknown = sorted(set(pending) - set(found))
         if unknown:
             raise ValueError(
                 f"{validation.describe(self)}: `lora_layers` names sublayers it does not have: "
                 f"{unknown}; it has {sorted(found)}."
             )
-        for path, settings in self.lora_layers.items():
+        for path, settings in pending.items():
             if not found[path].lora_enabled:
                 found[path].enable_lora(settings["rank"], lora_alpha=settings["lora_alpha"])
-        self._freeze_all_but(set(self.lora_layers))
 
     def _freeze_all_but(self, paths) -> None:
         adapted = {id(sublayer) for path, sublayer in lora_sublayers(self) if path in paths}
@@ -240,12 +253,8 @@ class LoRAComposite:
             initializers.get(initializer)  # a bad one raises before anything changes
         for _, sublayer in chosen:
             sublayer.enable_lora(rank, lora_alpha, a_initializer, b_initializer)
-        self.lora_layers = {
-            path: {"rank": sublayer.lora_rank, "lora_alpha": sublayer.lora_alpha}
-            for path, sublayer in lora_sublayers(self)
-            if sublayer.lora_enabled
-        }
         self._freeze_all_but(set(self.lora_layers))
 
     def _lora_layers_config(self) -> dict:
-        return {"lora_layers": self.lora_layers} if self.lora_layers else {}
+        lora_layers = self.lora_layers
+        return {"lora_layers": lora_layers} if lora_layers else {}
