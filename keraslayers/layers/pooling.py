@@ -856,6 +856,15 @@ def _adaptive_output_size(cls_name: str, output_size, rank: int) -> tuple:
     )
 
 
+# Adaptive pooling by (backend, device kind), through `formulation.choose`; elsewhere the
+# reshape-and-reduce and gather formulation of `_AdaptivePooling.call`, which ran faster than
+# Keras's ops on this project's CPU (see the class). "torch_kernels": on torch's CPU, when
+# every window has the same size (a multiple) and the input is channels-last 1D or 2D,
+# torch's channels-last pooling kernels on a channels-first view, where the reshape's
+# amax/mean backward was slower than Keras's adaptive_max_pool2d (0.6x in training).
+ADAPTIVE_POOLING_FORMULATIONS = {("torch", "cpu"): "torch_kernels"}
+
+
 class _AdaptivePooling(keras.layers.Layer):
     """Max or average over `output_size` windows per spatial axis, whatever the input's size.
 
@@ -906,6 +915,10 @@ class _AdaptivePooling(keras.layers.Layer):
         x = inputs
         even = [length % size == 0 for length, size in zip(spatial, self.output_size,
                                                            strict=True)]
+        if (all(even) and rank < 3 and self.data_format == "channels_last"
+                and formulation.choose("adaptive_pooling", ADAPTIVE_POOLING_FORMULATIONS)
+                == "torch_kernels"):
+            return self._pool_evenly_with_torch_kernels(inputs, spatial)
         if any(even):
             # (batch, [channels,] n0, L0 / n0, L1, n2, L2 / n2, ...): reduce the window axes.
             split, window_axes = shape[:first], []
@@ -922,6 +935,20 @@ class _AdaptivePooling(keras.layers.Layer):
             if not is_even:
                 x = self._pool_axis_by_gather(x, first + j, length, size)
         return x
+
+    def _pool_evenly_with_torch_kernels(self, inputs, spatial):
+        """Windows of `L / n` side by side are windowed pooling with strides = pool_size: run
+        as torch's channels-last 2D kernels on a channels-first view (1D over a unit width
+        axis), as `_Pooling._pool_in_channels_first_view`."""
+        x = inputs if self.spatial_rank == 2 else ops.expand_dims(inputs, 2)
+        windows = tuple(length // size for length, size in
+                        zip(spatial, self.output_size, strict=True))
+        windows = windows if self.spatial_rank == 2 else (*windows, 1)
+        pool = ops.max_pool if self.reduction == "max" else ops.average_pool
+        pooled = ops.transpose(
+            pool(ops.transpose(x, (0, 3, 1, 2)), pool_size=windows, strides=windows,
+                 padding="valid", data_format="channels_first"), (0, 2, 3, 1))
+        return pooled if self.spatial_rank == 2 else ops.squeeze(pooled, 2)
 
     def _pool_axis_by_gather(self, x, axis, length, size):
         """Pools `axis` of `x` (length `length`) to `size` windows of unequal sizes."""
