@@ -536,9 +536,10 @@ class RMSNormalization(keras.layers.Layer):
 # GroupNormalization formulations by (backend, device kind), read through `formulation.choose`;
 # a pair not listed runs Keras's (`_normalize_in_groups`). Measured with `klayers bench --custom
 # keraslayers.layers.normalization:GroupNormalization --kwargs '{"groups": 8}' --input-shape
-# 32,32,64 --baseline keras --backend all --min-time 0.5` (batch 32, 2-core CPU, busy machine),
-# ours over Keras's, predict / train: tensorflow 1.67x / 1.25x, jax 1.19x / 1.17x; torch
-# 0.87x / 0.93x, so torch keeps Keras's formulation.
+# 32,32,64 --baseline keras --backend all --min-time 0.5` (batch 32, 2-core CPU), ours over
+# Keras's, predict / train, per-channel statistics everywhere (load 3.5-4.2): tensorflow
+# 1.67x / 1.25x, jax 1.19x / 1.17x, torch 0.87x / 0.93x; with this table (load 2.2-2.5):
+# tensorflow 1.47x / 1.21x, jax 1.50x / 1.31x, torch (Keras's formulation) 1.15x / 1.00x.
 PER_CHANNEL_STATISTICS = "per_channel_statistics"
 GROUP_NORMALIZATION_FORMULATIONS = {
     ("tensorflow", "cpu"): PER_CHANNEL_STATISTICS,
