@@ -150,3 +150,22 @@ def test_unknown_spatial_sizes_in_a_model():
     assert model.output_shape == (None, 2, 3, 3)
     x = random_inputs((2, 5, 7, 3))
     np.testing.assert_allclose(to_numpy(model(x)), reference(x, (2, 3), "max", "channels_last"))
+
+
+@pytest.mark.parametrize("chosen", ["keras", "torch_kernels", "pooling_ops"])
+@pytest.mark.parametrize("name, shape, size, data_format", [
+    ("AdaptiveMaxPooling1D", (2, 8, 3), 4, "channels_last"),
+    ("AdaptiveAveragePooling2D", (2, 6, 8, 2), (3, 2), "channels_last"),
+    ("AdaptiveMaxPooling3D", (1, 2, 4, 6, 4), (2, 2, 3), "channels_first"),
+])
+def test_every_formulation_matches_the_reference(chosen, name, shape, size, data_format):
+    # Every formulation on every backend: the table picks one per backend and device.
+    from keraslayers.layers import formulation
+
+    x = random_inputs(shape)
+    with formulation.forcing("adaptive_pooling", chosen):
+        layer = ours(name)(size, data_format=data_format)
+        y = to_numpy(layer(x))
+    reduction = "max" if "Max" in name else "average"
+    np.testing.assert_allclose(y, reference(x, layer.output_size, reduction, data_format),
+                               rtol=1e-5, atol=1e-6)

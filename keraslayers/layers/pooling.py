@@ -861,8 +861,14 @@ def _adaptive_output_size(cls_name: str, output_size, rank: int) -> tuple:
 # Keras's ops on this project's CPU (see the class). "torch_kernels": on torch's CPU, when
 # every window has the same size (a multiple) and the input is channels-last 1D or 2D,
 # torch's channels-last pooling kernels on a channels-first view, where the reshape's
-# amax/mean backward was slower than Keras's adaptive_max_pool2d (0.6x in training).
-ADAPTIVE_POOLING_FORMULATIONS = {("torch", "cpu"): "torch_kernels"}
+# amax/mean backward was slower than Keras's adaptive_max_pool2d (0.6x in training):
+# AdaptiveMax/AveragePooling2D(7) on 16x56x56x64, ours/Keras's, predict/train: 2.3x/1.2x and
+# 2.1x/2.3x (the reshape: 0.83x/0.56x and 1.25x/1.18x). "pooling_ops": on TensorFlow's CPU,
+# windows of one size as Keras's max_pool/average_pool with strides = pool_size, in the
+# input's layout: 6.6x/4.7x and 6.2x/4.2x Keras's (the reshape: 0.90x/1.02x, 0.93x/2.15x).
+# JAX keeps the reshape: 6.1x/10.5x and 2.7x/4.3x. (`klayers bench --custom`, busy machine.)
+ADAPTIVE_POOLING_FORMULATIONS = {("torch", "cpu"): "torch_kernels",
+                                 ("tensorflow", "cpu"): "pooling_ops"}
 
 
 class _AdaptivePooling(keras.layers.Layer):
@@ -915,10 +921,16 @@ class _AdaptivePooling(keras.layers.Layer):
         x = inputs
         even = [length % size == 0 for length, size in zip(spatial, self.output_size,
                                                            strict=True)]
-        if (all(even) and rank < 3 and self.data_format == "channels_last"
-                and formulation.choose("adaptive_pooling", ADAPTIVE_POOLING_FORMULATIONS)
-                == "torch_kernels"):
+        chosen = formulation.choose("adaptive_pooling", ADAPTIVE_POOLING_FORMULATIONS)
+        if (all(even) and chosen == "torch_kernels" and rank < 3
+                and self.data_format == "channels_last"):
             return self._pool_evenly_with_torch_kernels(inputs, spatial)
+        if all(even) and chosen == "pooling_ops":
+            windows = tuple(length // size for length, size in
+                            zip(spatial, self.output_size, strict=True))
+            pool = ops.max_pool if self.reduction == "max" else ops.average_pool
+            return pool(inputs, pool_size=windows, strides=windows, padding="valid",
+                        data_format=self.data_format)
         if any(even):
             # (batch, [channels,] n0, L0 / n0, L1, n2, L2 / n2, ...): reduce the window axes.
             split, window_axes = shape[:first], []
