@@ -22,8 +22,11 @@ from keraslayers.layers.embedding import (
 )
 from keraslayers.layers.normalization import (
     BatchNormalization,
+    GroupNormalization,
     LayerNormalization,
     RMSNormalization,
+    SpectralNormalization,
+    UnitNormalization,
 )
 from keraslayers.layers.pooling import (
     AveragePooling1D,
@@ -101,6 +104,9 @@ __all__ = [
     "MultiHeadAttention",
     "PositionEmbedding",
     "RMSNormalization",
+    "GroupNormalization",
+    "UnitNormalization",
+    "SpectralNormalization",
     "RNN",
     "ReLU",
     "Residual",
