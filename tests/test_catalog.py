@@ -88,6 +88,8 @@ EXAMPLE_WEIGHT_COUNTS = {
     "GRU": (3, 0, 1),
     "RNN": (6, 0, 2),
     "Bidirectional": (6, 0, 2),
+    **dict.fromkeys([f"Adaptive{kind}Pooling{rank}D" for kind in ("Average", "Max")
+                     for rank in (1, 2, 3)], (0, 0, 0)),
     "Dropout": (0, 0, 1),
     **dict.fromkeys(["SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
                      "GaussianNoise", "GaussianDropout", "AlphaDropout"], (0, 0, 1)),
