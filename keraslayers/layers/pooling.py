@@ -1022,9 +1022,6 @@ class AdaptiveAveragePooling1D(_AdaptivePooling):
     spatial_rank = 1
     reduction = "average"
 
-    def __init__(self, output_size, data_format=None, **kwargs):
-        super().__init__(output_size, data_format=data_format, **kwargs)
-
 
 @keras.saving.register_keras_serializable(package="keraslayers")
 class AdaptiveAveragePooling2D(_AdaptivePooling):
@@ -1060,9 +1057,6 @@ class AdaptiveAveragePooling2D(_AdaptivePooling):
     spatial_rank = 2
     reduction = "average"
 
-    def __init__(self, output_size, data_format=None, **kwargs):
-        super().__init__(output_size, data_format=data_format, **kwargs)
-
 
 @keras.saving.register_keras_serializable(package="keraslayers")
 class AdaptiveAveragePooling3D(_AdaptivePooling):
@@ -1096,9 +1090,6 @@ class AdaptiveAveragePooling3D(_AdaptivePooling):
 
     spatial_rank = 3
     reduction = "average"
-
-    def __init__(self, output_size, data_format=None, **kwargs):
-        super().__init__(output_size, data_format=data_format, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
@@ -1135,9 +1126,6 @@ class AdaptiveMaxPooling1D(_AdaptivePooling):
     spatial_rank = 1
     reduction = "max"
 
-    def __init__(self, output_size, data_format=None, **kwargs):
-        super().__init__(output_size, data_format=data_format, **kwargs)
-
 
 @keras.saving.register_keras_serializable(package="keraslayers")
 class AdaptiveMaxPooling2D(_AdaptivePooling):
@@ -1173,9 +1161,6 @@ class AdaptiveMaxPooling2D(_AdaptivePooling):
     spatial_rank = 2
     reduction = "max"
 
-    def __init__(self, output_size, data_format=None, **kwargs):
-        super().__init__(output_size, data_format=data_format, **kwargs)
-
 
 @keras.saving.register_keras_serializable(package="keraslayers")
 class AdaptiveMaxPooling3D(_AdaptivePooling):
@@ -1209,6 +1194,3 @@ class AdaptiveMaxPooling3D(_AdaptivePooling):
 
     spatial_rank = 3
     reduction = "max"
-
-    def __init__(self, output_size, data_format=None, **kwargs):
-        super().__init__(output_size, data_format=data_format, **kwargs)
