@@ -7,6 +7,12 @@
   red: slower), the ratio written in each cell, and the cells below target outlined.
 - throughput.png: our layers' throughput per backend on a log axis, a row per case, predict
   and train side by side.
+- roofline_<backend>.png: a point per case and mode (ours filled, Keras's and torch.nn's
+  hollow), a row of panels per device: achieved GFLOP/s against arithmetic intensity
+  (FLOP/byte of the step's minimum traffic, bench.traffic), log-log, under the roofline drawn
+  from the machine's measured peak and bandwidth; beside it, the steps without FLOPs
+  (pooling's comparisons aside: dropout, embeddings, activations): achieved GB/s against the
+  bytes a step moves, under the bandwidth. Only the points farthest below their roof are named.
 
 Rows take a fixed height (ROW_INCHES), so a chart grows with its cases and no more; nothing
 else takes room. Charts without data are not drawn.
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +37,18 @@ DPI = 100
 RATIO_RANGE = 4.0  # the colour scale's ends: 1/4x and 4x (beyond: the ends' colours)
 MODES = ("predict", "train")
 BASELINES = ("keras", "native")
+ROOFLINE_LABELS = 8  # per panel: the points farthest below their roof
+OURS = ("keraslayers", "custom", "model")
 
 
 def write_charts(output: Path, records: list[dict[str, Any]], backends: list[str],
-                 families: dict[str, str], target: float) -> list[str]:
+                 families: dict[str, str], target: float,
+                 environment: dict[str, Any] | None = None) -> list[str]:
     """The charts that have data, written atomically to `output`; returns their file names.
 
     `families` maps a layer name to its family (others count as "other"); `target` is the
-    ratio below which a cell is outlined.
+    ratio below which a cell is outlined; `environment` (results.json's) holds the measured
+    peaks the roofline charts draw (none without a bandwidth: runs from before the probe).
     """
     import matplotlib
 
@@ -74,7 +85,34 @@ def write_charts(output: Path, records: list[dict[str, Any]], backends: list[str
            for mode in MODES):
         figure = _throughput_chart(pyplot, lines, backends)
         written.append(_save(figure, pyplot, output / THROUGHPUT))
+    for backend in backends:
+        roofs = roofs_of(environment or {}, backend)
+        points = [record for record in records if record["backend"] == backend
+                  and record["status"] == "ok" and record.get("gbytes_per_s")
+                  and roofs.get(record["device"], (None, None))[1]]
+        if points:
+            figure = _roofline_chart(pyplot, backend, points, roofs)
+            written.append(_save(figure, pyplot, output / roofline_file(backend)))
     return written
+
+
+def roofline_file(backend: str) -> str:
+    """roofline_<backend>.png, the backend's name ("jax@laptop") made safe for a file name."""
+    return f"roofline_{re.sub(r'[^A-Za-z0-9_.@-]', '_', backend)}.png"
+
+
+def roofs_of(environment: dict[str, Any], backend: str) -> dict[str, tuple]:
+    """{device: (peak GFLOP/s, bandwidth GB/s)} of the machine `backend` ran on (the best
+    backend's, as the records' fractions use); of its run, in a merged report."""
+    if "runs" in environment:
+        label = backend.partition("@")[2]
+        for run in environment["runs"]:
+            if run["label"] == label:
+                return roofs_of(run["environment"], backend)
+        return {}
+    peaks = environment.get("machine_peak_gflops") or {}
+    bandwidths = environment.get("machine_peak_gbytes_per_s") or {}
+    return {device: (peaks.get(device), bandwidth) for device, bandwidth in bandwidths.items()}
 
 
 class _Line:
@@ -175,6 +213,134 @@ def _throughput_chart(pyplot, lines: list[_Line], backends: list[str]):
     first.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=len(backends),
                  frameon=False, borderaxespad=0.1)
     return figure
+
+
+def _roofline_chart(pyplot, backend: str, records: list[dict[str, Any]],
+                    roofs: dict[str, tuple]):
+    from matplotlib.lines import Line2D
+
+    devices = sorted({record["device"] for record in records})
+    figure, all_axes = pyplot.subplots(len(devices), 2, figsize=(12.0, 4.6 * len(devices)),
+                                       squeeze=False, gridspec_kw={"width_ratios": [1, 2]})
+    for (memory_axes, roofline_axes), device in zip(all_axes, devices, strict=True):
+        peak, bandwidth = roofs[device]
+        on_device = [record for record in records if record["device"] == device]
+        with_flops = [record for record in on_device if record.get("gflops") and peak]
+        without = [record for record in on_device if not record.get("gflops")]
+        _bandwidth_panel(memory_axes, without, bandwidth, f"{backend} on {device}")
+        _roofline_panel(roofline_axes, with_flops, peak, bandwidth, f"{backend} on {device}")
+    handles = [
+        Line2D([], [], linestyle="", marker=marker, markersize=5, color="grey",
+                      markerfacecolor=face, label=label)
+        for label, marker, face in (("ours", "o", "grey"), ("Keras's layer", "^", "none"),
+                                    ("torch.nn", "s", "none"))
+    ] + [Line2D([], [], linestyle="", marker="o", markersize=5, color=colour,
+                       label=mode) for mode, colour in _MODE_COLOURS.items()]
+    figure.legend(handles=handles, loc="upper center", ncols=len(handles), fontsize=7,
+                  frameon=False, bbox_to_anchor=(0.5, 1.0))
+    figure.tight_layout(rect=(0, 0, 1, 0.96))
+    return figure
+
+
+_MODE_COLOURS = {"predict": "tab:blue", "train": "tab:orange"}
+_MARKERS = {"keras": "^", "native": "s"}
+
+
+def _scatter(axes, records: list[dict[str, Any]], x_of, y_of) -> None:
+    for record in records:
+        ours = record["implementation"] in OURS
+        colour = _MODE_COLOURS.get(record["mode"], "tab:grey")
+        axes.scatter([x_of(record)], [y_of(record)], s=12 if ours else 14,
+                     marker="o" if ours else _MARKERS.get(record["implementation"], "D"),
+                     color=colour if ours else "none", edgecolors=colour, linewidths=0.8,
+                     alpha=0.8, zorder=3)
+
+
+def _label_farthest(axes, records: list[dict[str, Any]], x_of, y_of) -> None:
+    """Names the ROOFLINE_LABELS cases (and modes) with the lowest fraction of their roofline,
+    each once: at the lowest of its implementations' points."""
+    known = sorted((record for record in records if record.get("roofline_fraction")),
+                   key=lambda record: record["roofline_fraction"])
+    named: set[tuple] = set()
+    for record in known:
+        key = (record["case"], record["mode"], record["batch_size"], record["dtype"])
+        if key in named:
+            continue
+        if len(named) == ROOFLINE_LABELS:
+            break
+        named.add(key)
+        who = "" if record["implementation"] in OURS else f" ({record['implementation']})"
+        text = (f"{record['case'][:40]} {record['mode']} b{record['batch_size']}: "
+                f"{record['roofline_fraction']:.1%}{who}")
+        point = (x_of(record), y_of(record))
+        # Written away from the nearer side, so that it stays inside the panel.
+        right_half = axes.transAxes.inverted().transform(axes.transData.transform(point))[0] > 0.5
+        axes.annotate(text, point, fontsize=5.5, xytext=(-4 if right_half else 4, -2),
+                      textcoords="offset points", ha="right" if right_half else "left",
+                      color="#333")
+
+
+def _bandwidth_panel(axes, records: list[dict[str, Any]], bandwidth: float, where: str) -> None:
+    axes.set_title(f"{where}, steps without FLOPs:\nachieved GB/s against bytes moved", fontsize=8)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("MB moved per step (minimum traffic)", fontsize=7)
+    axes.set_ylabel("achieved GB/s", fontsize=7)
+    axes.axhline(bandwidth, color="black", linewidth=1)
+    axes.annotate(f"measured bandwidth {bandwidth:.3g} GB/s", (0.02, bandwidth),
+                  xycoords=("axes fraction", "data"), xytext=(0, 3),
+                  textcoords="offset points", fontsize=6.5)
+
+    def megabytes(record):
+        return record["bytes"] / 1e6
+
+    def rate(record):
+        return record["gbytes_per_s"]
+
+    _scatter(axes, records, megabytes, rate)
+    axes.autoscale_view()
+    _label_farthest(axes, records, megabytes, rate)
+    axes.grid(which="both", alpha=0.2)
+    axes.tick_params(labelsize=7)
+    if not records:
+        axes.text(0.5, 0.5, "none", transform=axes.transAxes, ha="center", fontsize=8)
+
+
+def _roofline_panel(axes, records: list[dict[str, Any]], peak: float | None, bandwidth: float,
+                    where: str) -> None:
+    axes.set_title(f"{where}: achieved GFLOP/s against arithmetic intensity, under the "
+                   "roofline\n(the machine's measured matmul peak and memory bandwidth)",
+                   fontsize=8)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("FLOP per byte of minimum traffic", fontsize=7)
+    axes.set_ylabel("achieved GFLOP/s", fontsize=7)
+    axes.grid(which="both", alpha=0.2)
+    axes.tick_params(labelsize=7)
+    if not records or not peak:
+        axes.text(0.5, 0.5, "no step with FLOPs" if peak else "no peak GFLOP/s measured",
+                  transform=axes.transAxes, ha="center", fontsize=8)
+        return
+
+    def intensity(record):
+        return record["flops"] / record["bytes"]
+
+    def rate(record):
+        return record["gflops"]
+
+    ridge = peak / bandwidth
+    low = min([intensity(record) for record in records] + [ridge]) / 3
+    high = max([intensity(record) for record in records] + [ridge]) * 3
+    xs = [low * (high / low) ** (step / 200) for step in range(201)]
+    axes.plot(xs, [min(peak, bandwidth * x) for x in xs], color="black", linewidth=1.2,
+              zorder=2)
+    axes.annotate(f"peak {peak:.3g} GFLOP/s", (high, peak), ha="right", va="bottom",
+                  fontsize=6.5)
+    axes.annotate(f"{bandwidth:.3g} GB/s", (low, bandwidth * low), xytext=(4, 4),
+                  textcoords="offset points", fontsize=6.5, rotation=0)
+    _scatter(axes, records, intensity, rate)
+    axes.autoscale_view()
+    _label_farthest(axes, records, intensity, rate)
 
 
 def _save(figure, pyplot, path: Path) -> str:

@@ -133,6 +133,7 @@ def run_benchmark(
     log = RecordLog(output / "results.jsonl", environment)
     records: list[dict[str, Any]] = []
     peaks: dict[str, dict[str, float]] = {}
+    bandwidths: dict[str, dict[str, float]] = {}
     versions: dict[str, dict[str, Any]] = {}
     interrupted = False
     try:
@@ -142,9 +143,11 @@ def run_benchmark(
             def on_event(kind: str, event: dict[str, Any], plan_=backend_plan, index=by_index):
                 if kind == "ready":
                     peaks[plan_.backend] = event["peak_gflops"]
+                    bandwidths[plan_.backend] = event.get("peak_gbytes_per_s") or {}
                     versions[plan_.backend] = {"keras": event["keras_version"],
                                                "backend": event["backend_version"]}
-                    log.ready(plan_.backend, peaks[plan_.backend], versions[plan_.backend])
+                    log.ready(plan_.backend, peaks[plan_.backend], versions[plan_.backend],
+                              bandwidths[plan_.backend])
                     return
                 measurement = index[event["index"]]
                 record = make_record(measurement, event,
@@ -160,17 +163,19 @@ def run_benchmark(
         interrupted = True
     finally:
         log.close()
-    peak = machine_peaks(peaks)
+    peak, bandwidth = machine_peaks(peaks), machine_peaks(bandwidths)
     environment = {
         **environment,
         "peak_gflops": peaks,
         "machine_peak_gflops": peak,
+        "peak_gbytes_per_s": bandwidths,
+        "machine_peak_gbytes_per_s": bandwidth,
         "worker_versions": versions,
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "load_average_end": load_average(),
         "interrupted": interrupted,
     }
-    final = with_peak_fractions(records, peak)
+    final = with_peak_fractions(records, peak, bandwidth)
     write_results(output, environment, final)
     report.write_reports(output, environment, final)
     return Outcome(final, environment, interrupted)

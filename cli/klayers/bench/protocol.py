@@ -80,12 +80,14 @@ class Job:
 
 @dataclass
 class Ready:
-    """The worker imported keras and its backend: versions and each device's peak GFLOP/s."""
+    """The worker imported keras and its backend: versions, and each device's peak GFLOP/s
+    (float32 matrix products) and memory bandwidth in GB/s (float32 scaling)."""
 
     backend: str
     keras_version: str | None = None
     backend_version: str | None = None
     peak_gflops: dict[str, float] = field(default_factory=dict)
+    peak_gbytes_per_s: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"event": READY, **dataclasses.asdict(self)}

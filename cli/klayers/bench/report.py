@@ -20,7 +20,10 @@ from klayers.process import write_atomic
 BACKEND_ORDER = ("jax", "tensorflow", "torch")
 LEGEND = (
     "Each cell: throughput (samples/s); median step latency ± IQR as a % of it; achieved "
-    "GFLOP/s (and its fraction of the machine's peak); first call (tracing, compiling) and "
+    "GFLOP/s (and its fraction of the machine's peak); achieved GB/s of the step's minimum "
+    "memory traffic (and its fraction of the roofline's bound, min(peak GFLOP/s, FLOP/byte x "
+    "measured bandwidth), or of the bandwidth alone for a step without FLOPs; above 100%: the "
+    "step's data stayed in cache); first call (tracing, compiling) and "
     "peak memory growth. Bold: the fastest backend. `relative`: throughput over the fastest "
     "backend's. `vs keras` / `vs native`: how many times faster ours ran than that baseline on "
     "the same backend (above 1: ours is faster), ± its spread."
@@ -62,6 +65,12 @@ def format_throughput(samples_per_s: float) -> str:
         if samples_per_s >= scale:
             return f"{samples_per_s / scale:.3g}{suffix}/s"
     return f"{samples_per_s:.3g}/s"
+
+
+def format_percent(fraction: float) -> str:
+    """42%, 3.1%, 0.052%: two significant digits below 10%."""
+    percent = fraction * 100
+    return f"{percent:.0f}%" if percent >= 10 else f"{percent:.2g}%"
 
 
 def format_latency(latency: dict[str, float]) -> str:
@@ -159,6 +168,10 @@ def _table_row(row: Row, backends: list[str], baselines: list[str], failures: li
             if record.get("gflops"):
                 peak = record.get("peak_fraction")
                 lines.append(f"{record['gflops']:.3g} GFLOP/s" + (f" ({peak:.0%})" if peak else ""))
+            if record.get("gbytes_per_s"):
+                roofline = record.get("roofline_fraction")
+                lines.append(f"{record['gbytes_per_s']:.3g} GB/s" + (
+                    f" ({format_percent(roofline)} of roofline)" if roofline else ""))
             lines.append(f"1st {record['first_call_s'] * 1e3:.3g} ms"
                          + (f", +{record['peak_memory_mb']:.3g} MB"
                             if record.get("peak_memory_mb") is not None else ""))
@@ -180,7 +193,7 @@ def _table_row(row: Row, backends: list[str], baselines: list[str], failures: li
 def write_reports(output: Path, environment: dict[str, Any], records: list[dict]) -> None:
     """report.md, report.html and the PNG charts they show, each written atomically."""
     charts = chart_files.write_charts(output, records, backends_in(records), layer_families(),
-                                      KERAS_RATIO_TARGET)
+                                      KERAS_RATIO_TARGET, environment)
     summary = keras_summary(records)
     tables = ([summary] if summary else []) + case_tables(records)
     write_atomic(output / "report.md", markdown(environment, tables, charts))
@@ -211,6 +224,12 @@ def environment_lines(environment: dict[str, Any]) -> list[str]:
         for backend, per in peaks.items())
     best = ", ".join(f"{device} {value:.0f}" for device, value in
                      (environment.get("machine_peak_gflops") or {}).items())
+    bandwidths = environment.get("peak_gbytes_per_s") or {}
+    bandwidth_text = "; ".join(
+        f"{backend}: " + ", ".join(f"{device} {value:.3g}" for device, value in per.items())
+        for backend, per in bandwidths.items() if per)
+    best_bandwidth = ", ".join(f"{device} {value:.3g}" for device, value in
+                               (environment.get("machine_peak_gbytes_per_s") or {}).items())
     lines = [
         f"Suite: {environment.get('suite', '-')}; started {environment.get('started', '-')}"
         + (" (interrupted)" if environment.get("interrupted") else ""),
@@ -223,6 +242,8 @@ def environment_lines(environment: dict[str, Any]) -> list[str]:
         f"git commit {(environment.get('git_commit') or '-')[:12]}",
         f"Peak float32 matmul GFLOP/s: {peak_text or '-'}; machine peak (best backend): "
         f"{best or '-'}",
+        f"Memory bandwidth GB/s (float32 y = x * a, bytes read + written): "
+        f"{bandwidth_text or '-'}; machine (best backend): {best_bandwidth or '-'}",
     ]
     loads = [environment.get(key) for key in ("load_average_start", "load_average_end")]
     if any(load is not None for load in loads):

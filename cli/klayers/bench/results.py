@@ -21,6 +21,7 @@ from klayers.bench.flops import step_flops
 from klayers.bench.protocol import FIGURES
 from klayers.bench.statistics import is_noisy, ratio_with_spread, relative_speeds
 from klayers.bench.suites import Measurement, shape_text
+from klayers.bench.traffic import step_bytes
 from klayers.process import write_atomic
 
 OURS = ("keraslayers", "custom", "model")
@@ -28,14 +29,16 @@ CSV_COLUMNS = (
     "layer", "case", "implementation", "backend", "device", "device_model", "dtype", "mode",
     "batch_size", "input_shape", "status", "throughput", "latency_ms_median", "latency_ms_p25",
     "latency_ms_p75", "rounds", "first_call_s", "flops", "gflops", "peak_fraction",
-    "peak_memory_mb", "jit_compile", "noisy", "paired_speedup", "error", "config",
+    "bytes", "gbytes_per_s", "roofline_fraction", "peak_memory_mb", "jit_compile", "noisy",
+    "paired_speedup", "error", "config",
 )
 
 
 def make_record(
     measurement: Measurement, measured: dict[str, Any], device_model: str | None = None
 ) -> dict[str, Any]:
-    """The full record of a measurement: what was measured, the worker's figures, FLOPs."""
+    """The full record of a measurement: what was measured, the worker's figures, FLOPs and
+    bytes moved (the same for every implementation of a case)."""
     case = measurement.case
     record = {
         "layer": case.layer,
@@ -53,21 +56,31 @@ def make_record(
         "flops": None,
         "gflops": None,
         "peak_fraction": None,  # against the machine's peak, known once every backend ran
+        "bytes": None,
+        "gbytes_per_s": None,
+        "roofline_fraction": None,  # against the machine's roofline, known then too
         "noisy": None,
     }
     if case.kind == "catalog":
         record["flops"] = step_flops(case.layer, case.config, case.input_shape,
                                      measurement.batch_size, measurement.mode)
+        record["bytes"] = step_bytes(case.layer, case.config, case.input_shape,
+                                     measurement.batch_size, measurement.mode,
+                                     measurement.dtype, case.input_dtype)
     latency = record["latency_ms"]
     if record["status"] == "ok" and latency:
         record["noisy"] = is_noisy(latency)
+        seconds = latency["median"] / 1e3
         if record["flops"]:
-            record["gflops"] = record["flops"] / (latency["median"] / 1e3) / 1e9
+            record["gflops"] = record["flops"] / seconds / 1e9
+        if record["bytes"]:
+            record["gbytes_per_s"] = record["bytes"] / seconds / 1e9
     return record
 
 
 def machine_peaks(peaks: dict[str, dict[str, float]]) -> dict[str, float]:
-    """The machine's peak GFLOP/s per device: the best backend's, from {backend: {device: x}}."""
+    """The machine's peak per device (GFLOP/s, or GB/s): the best backend's, from
+    {backend: {device: x}}."""
     best: dict[str, float] = {}
     for per_device in peaks.values():
         for device, gflops in per_device.items():
@@ -76,15 +89,41 @@ def machine_peaks(peaks: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def with_peak_fractions(
-    records: Iterable[dict[str, Any]], peaks: dict[str, float]
+    records: Iterable[dict[str, Any]], peaks: dict[str, float],
+    bandwidths: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """The records with `peak_fraction` = achieved GFLOP/s over the device's machine peak."""
+    """The records with `peak_fraction` = achieved GFLOP/s over the device's machine peak, and
+    `roofline_fraction` = achieved throughput over the roofline's bound (`roofline_fraction`).
+
+    `peaks` and `bandwidths` map a device to its machine peak GFLOP/s and GB/s; without a
+    bandwidth (a run from before the probe) the roofline fraction stays None.
+    """
     out = []
     for record in records:
         peak = peaks.get(record["device"])
         fraction = record["gflops"] / peak if record.get("gflops") and peak else None
-        out.append({**record, "peak_fraction": fraction})
+        bandwidth = (bandwidths or {}).get(record["device"])
+        out.append({**record, "peak_fraction": fraction,
+                    "roofline_fraction": roofline_fraction(record, peak, bandwidth)})
     return out
+
+
+def roofline_fraction(record: dict[str, Any], peak_gflops: float | None,
+                      bandwidth: float | None) -> float | None:
+    """Achieved throughput over the roofline's bound min(peak, intensity x bandwidth).
+
+    In time: the least time the step's FLOPs and bytes allow (the larger of FLOPs/peak and
+    bytes/bandwidth) over its median time; for a step without FLOPs, achieved GB/s over the
+    bandwidth. None without a byte count, a measured time or a bandwidth.
+    """
+    gbytes_per_s = record.get("gbytes_per_s")
+    if not gbytes_per_s or not bandwidth:
+        return None
+    # Both bounds as a share of the step's time: the larger one is the roofline's.
+    fraction = gbytes_per_s / bandwidth
+    if record.get("gflops") and peak_gflops:
+        fraction = max(fraction, record["gflops"] / peak_gflops)
+    return fraction
 
 
 class RecordLog:
@@ -99,9 +138,9 @@ class RecordLog:
         self._write({LOG_KIND: "environment", "environment": environment or {}})
 
     def ready(self, backend: str, peak_gflops: dict[str, float],
-              versions: dict[str, Any]) -> None:
+              versions: dict[str, Any], peak_gbytes_per_s: dict[str, float] | None = None) -> None:
         self._write({LOG_KIND: "ready", "backend": backend, "peak_gflops": peak_gflops,
-                     "versions": versions})
+                     "peak_gbytes_per_s": peak_gbytes_per_s or {}, "versions": versions})
 
     def append(self, record: dict[str, Any]) -> None:
         self._write(record)
@@ -128,6 +167,7 @@ def read_log_document(path: Path) -> dict[str, Any]:
     with, the peaks of the workers that got ready, and the records (with peak fractions)."""
     environment: dict[str, Any] = {}
     peaks: dict[str, dict[str, float]] = {}
+    bandwidths: dict[str, dict[str, float]] = {}
     versions: dict[str, dict[str, Any]] = {}
     records = []
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -141,14 +181,18 @@ def read_log_document(path: Path) -> dict[str, Any]:
             environment = dict(entry.get("environment") or {})
         elif entry.get(LOG_KIND) == "ready":
             peaks[entry["backend"]] = entry.get("peak_gflops") or {}
+            bandwidths[entry["backend"]] = entry.get("peak_gbytes_per_s") or {}
             versions[entry["backend"]] = entry.get("versions") or {}
         elif LOG_KIND not in entry:
             records.append(entry)
-    peak = machine_peaks(peaks)
+    peak, bandwidth = machine_peaks(peaks), machine_peaks(bandwidths)
     environment.setdefault("peak_gflops", peaks)
     environment.setdefault("machine_peak_gflops", peak)
+    environment.setdefault("peak_gbytes_per_s", bandwidths)
+    environment.setdefault("machine_peak_gbytes_per_s", bandwidth)
     environment.setdefault("worker_versions", versions)
-    return {"environment": environment, "results": with_peak_fractions(records, peak)}
+    return {"environment": environment,
+            "results": with_peak_fractions(records, peak, bandwidth)}
 
 
 def write_results(output: Path, environment: dict[str, Any], records: list[dict]) -> None:

@@ -10,6 +10,7 @@ import importlib
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -25,6 +26,14 @@ from klayers.bench.suites import BASELINES
 PEAK_MATMUL_SIZES = {"cpu": (1024, 2048, 4096), "gpu": (4096, 8192)}
 PEAK_REPEATS = 10  # the best of them: other load on the machine only slows a repeat down
 PEAK_SECONDS = 2.0  # per size, after at least 3 repeats
+# The bandwidth probe's arrays: on a CPU, 4 times its last-level cache (at least 64 MiB, at
+# most 1 GiB), so the data streams from memory; on a GPU (tens of MiB of L2), these sizes.
+BANDWIDTH_CACHE_MULTIPLE = 4
+BANDWIDTH_CPU_BYTES = (64 << 20, 1 << 30)
+BANDWIDTH_GPU_BYTES = (256 << 20, 1 << 30)
+BANDWIDTH_REPEATS = 5  # the best of them, as for the peak
+BANDWIDTH_SECONDS = 0.1  # per step and size, after at least 2 repeats
+BANDWIDTH_SCALE = 1.0001  # near 1, so that repeated in-place scaling stays finite
 WARMUP_FRACTION = 0.2  # of the minimum time, spent on warm-up steps after the first call
 MIN_WARMUP_STEPS = 2
 MAX_ROUNDS = 100_000  # a cap for steps of a few microseconds
@@ -56,6 +65,7 @@ def main(job: Job, protocol: Any) -> None:
         keras_version=keras.__version__,
         backend_version=_backend_version(backend),
         peak_gflops={device: peak_gflops(device) for device in devices},
+        peak_gbytes_per_s={device: peak_gbytes_per_s(device) for device in devices},
     ).to_dict())
     for group in groups(job.measurements):
         for record in measure_group(group, settings):
@@ -86,6 +96,72 @@ def peak_gflops(device: str) -> float:
                 best = max(best, 2 * size**3 / seconds / 1e9)
                 spent, repeats = spent + seconds, repeats + 1
     return best
+
+
+def peak_gbytes_per_s(device: str) -> float:
+    """The best GB/s of `y = x * a` over large float32 arrays on `device`, over sizes and
+    repeats, counting the bytes read and written (8 per element).
+
+    Each size runs the scaling as the layers run (compiled on JAX, one kernel call elsewhere,
+    a new output each time) and, where the backend can, into memory it already holds (torch's
+    `out=`, a donated buffer on JAX): fresh pages cost some backends more than the copy
+    itself on a CPU, and the roofline's bound is the memory's speed, not the allocator's.
+    """
+    best = 0.0
+    gpu = device.startswith("gpu")
+    with _device_scope(device):
+        for size in BANDWIDTH_GPU_BYTES if gpu else (_cpu_probe_bytes(),):
+            elements = size // 4
+            for scale in _scaling_steps(elements):
+                _wait(scale())  # compiles, and touches the output's pages
+                spent, repeats = 0.0, 0
+                while repeats < BANDWIDTH_REPEATS and (repeats < 2 or spent < BANDWIDTH_SECONDS):
+                    start = time.perf_counter()
+                    _wait(scale())
+                    seconds = time.perf_counter() - start
+                    best = max(best, 8 * elements / seconds / 1e9)
+                    spent, repeats = spent + seconds, repeats + 1
+    return best
+
+
+def _cpu_probe_bytes() -> int:
+    """BANDWIDTH_CACHE_MULTIPLE times the largest CPU cache Linux reports, within bounds."""
+    largest = 0
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        with contextlib.suppress(OSError, ValueError):
+            text = (index / "size").read_text().strip()
+            units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+            largest = max(largest, int(text[:-1]) * units[text[-1]] if text[-1] in units
+                          else int(text))
+    low, high = BANDWIDTH_CPU_BYTES
+    return min(max(BANDWIDTH_CACHE_MULTIPLE * largest, low), high)
+
+
+def _scaling_steps(elements: int) -> list[Callable[[], Any]]:
+    """Steps computing `x * a` on `elements` float32 values, each returning its result; to be
+    run in order (JAX's second step consumes the first one's input)."""
+
+    backend = keras.backend.backend()
+    x = keras.ops.ones((elements,), "float32")
+    if backend == "jax":
+        import jax
+
+        allocating = jax.jit(lambda values: values * BANDWIDTH_SCALE)
+        in_place = jax.jit(lambda values: values * BANDWIDTH_SCALE, donate_argnums=0)
+        donated = [x]
+
+        def scale_donated() -> Any:
+            donated[0] = in_place(donated[0])
+            return donated[0]
+
+        return [lambda: allocating(x), scale_donated]
+    steps = [lambda: keras.ops.multiply(x, BANDWIDTH_SCALE)]
+    if backend == "torch":
+        import torch
+
+        out = torch.empty_like(x)
+        steps.append(lambda: torch.mul(x, BANDWIDTH_SCALE, out=out))
+    return steps
 
 
 def _device_scope(device: str) -> contextlib.AbstractContextManager:
