@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from klayers.bench import plan as benchmark
 from klayers.bench import run as orchestrator
 from klayers.bench import suites
-from klayers.bench.results import CSV_COLUMNS, load_results, read_log
+from klayers.bench.results import CSV_COLUMNS, load_results, read_log, roofline_fraction
 from klayers.bench.run import Settings
 from klayers.main import cli
 
@@ -38,7 +38,8 @@ FAKE_WORKER = textwrap.dedent("""
     print("a banner a framework printed")
     print(json.dumps({"event": "ready", "backend": os.environ["KERAS_BACKEND"],
                       "keras_version": "3.0", "backend_version": "1.0",
-                      "peak_gflops": {"cpu:0": 100.0}}), flush=True)
+                      "peak_gflops": {"cpu:0": 100.0},
+                      "peak_gbytes_per_s": {"cpu:0": 10.0}}), flush=True)
     for m in job.measurements:
         if m.layer == "Crash":
             print("Traceback: fake crash in", m.mode, file=sys.stderr)
@@ -240,14 +241,18 @@ def test_files_hold_the_records_and_environment(tmp_path, fake_worker):
     outcome = run_fake([case()], fake_worker, backends=("jax", "torch"), tmp_path=tmp_path)
     names = {path.name for path in tmp_path.iterdir()}
     assert {"results.json", "results.csv", "results.jsonl", "report.md", "report.html",
-            "throughput.png", "ratio_heatmap.png", "family_ratios.png"} <= names
+            "throughput.png", "ratio_heatmap.png", "family_ratios.png", "roofline_jax.png",
+            "roofline_torch.png"} <= names
     assert not [name for name in names if name.endswith(".tmp")]
     document = load_results(tmp_path / "results.json")
     assert document["environment"]["machine_peak_gflops"] == {"cpu:0": 100.0}
+    assert document["environment"]["machine_peak_gbytes_per_s"] == {"cpu:0": 10.0}
+    assert document["environment"]["peak_gbytes_per_s"]["torch"] == {"cpu:0": 10.0}
     assert document["environment"]["interrupted"] is False
     required = {"layer", "implementation", "backend", "device", "dtype", "mode", "batch_size",
                 "input_shape", "throughput", "latency_ms", "first_call_s", "gflops",
-                "peak_fraction", "peak_memory_mb", "status", "error"}
+                "peak_fraction", "bytes", "gbytes_per_s", "roofline_fraction",
+                "peak_memory_mb", "status", "error"}
     assert len(document["results"]) == len(outcome.records) == 8
     for record in document["results"]:
         assert required <= set(record)
@@ -257,11 +262,56 @@ def test_files_hold_the_records_and_environment(tmp_path, fake_worker):
         flops = 3 * 136 - 2 * 2 * 8 * 4 if record["mode"] == "train" else 136
         assert record["gflops"] == pytest.approx(flops / 2e-3 / 1e9)
         assert record["peak_fraction"] == pytest.approx(record["gflops"] / 100.0)
+        # Its minimum traffic (tests/test_traffic.py counts it by hand): 240 bytes forward,
+        # 1008 a training step, for ours and Keras's alike. Far below the ridge
+        # (100 GFLOP/s over 10 GB/s), the bound is the bandwidth's.
+        moved = 1008 if record["mode"] == "train" else 240
+        assert record["bytes"] == moved
+        assert record["gbytes_per_s"] == pytest.approx(moved / 2e-3 / 1e9)
+        assert record["roofline_fraction"] == pytest.approx(record["gbytes_per_s"] / 10.0)
     header = (tmp_path / "results.csv").read_text().splitlines()[0]
     assert header.split(",") == list(CSV_COLUMNS)
     assert len(read_log(tmp_path / "results.jsonl")) == 8
     report = (tmp_path / "report.md").read_text()
     assert "Dense(units=4) on 8" in report and "jax 1.00x" in report
+    assert "0.00012 GB/s (0.0012% of roofline)" in report
+    assert "![roofline_torch](roofline_torch.png)" in report
+    assert "machine (best backend): cpu:0 10" in report
+
+
+def test_roofline_fraction_is_the_bound_of_the_compute_roof_or_the_bandwidth_slope():
+    # 100 GFLOP/s and 10 GB/s: the ridge at 10 FLOP/byte.
+    compute_bound = {"gflops": 50.0, "gbytes_per_s": 1.0}  # 50 FLOP/byte
+    assert roofline_fraction(compute_bound, 100.0, 10.0) == pytest.approx(0.5)
+    memory_bound = {"gflops": 4.0, "gbytes_per_s": 2.0}  # 2 FLOP/byte: the bound is 20 GFLOP/s
+    assert roofline_fraction(memory_bound, 100.0, 10.0) == pytest.approx(4.0 / 20.0)
+    without_flops = {"gflops": None, "gbytes_per_s": 5.0}
+    assert roofline_fraction(without_flops, 100.0, 10.0) == pytest.approx(0.5)
+    assert roofline_fraction(without_flops, None, 10.0) == pytest.approx(0.5)
+    assert roofline_fraction(memory_bound, 100.0, None) is None  # a run without the probe
+    assert roofline_fraction({"gflops": 4.0, "gbytes_per_s": None}, 100.0, 10.0) is None
+
+
+def test_report_renders_an_old_run_without_bandwidth_or_bytes(tmp_path, fake_worker):
+    run_fake([case()], fake_worker, tmp_path=tmp_path)
+    document = json.loads((tmp_path / "results.json").read_text())
+    for key in ("peak_gbytes_per_s", "machine_peak_gbytes_per_s"):
+        del document["environment"][key]
+    for record in document["results"]:
+        for key in ("bytes", "gbytes_per_s", "roofline_fraction"):
+            del record[key]
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "results.json").write_text(json.dumps(document))
+    result = invoke("report", str(old))
+    assert result.exit_code == 0, result.output
+    report = (old / "report.md").read_text()
+    assert "Dense(units=4) on 8" in report and "GFLOP/s" in report
+    # Old runs have no bandwidth: the GB/s lines and the roofline charts are left out.
+    assert "% of roofline" not in report and "![roofline" not in report
+    assert "Memory bandwidth GB/s (float32 y = x * a, bytes read + written): -" in report
+    assert not list(old.glob("roofline_*.png"))
+    assert "alt='roofline" not in (old / "report.html").read_text()
 
 
 def test_report_renders_a_saved_run(tmp_path, fake_worker):
@@ -445,6 +495,7 @@ def test_real_tiny_bench_run(tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
     document = load_results(output / "results.json")
     assert document["environment"]["peak_gflops"]["jax"]["cpu:0"] > 0
+    assert document["environment"]["peak_gbytes_per_s"]["jax"]["cpu:0"] > 0
     records = document["results"]
     assert {(r["implementation"], r["mode"]) for r in records} == {
         ("keraslayers", "predict"), ("keraslayers", "train"), ("keras", "predict"),
@@ -455,13 +506,25 @@ def test_real_tiny_bench_run(tmp_path):
         assert record["throughput"] > 0 and record["latency_ms"]["median"] > 0
         assert record["rounds"] >= 3 and record["first_call_s"] > 0
         assert record["gflops"] > 0
+        assert record["gbytes_per_s"] > 0 and record["roofline_fraction"] > 0
         # Keras's layer was timed interleaved with ours: a paired ratio per block of steps.
         if record["implementation"] == "keras":
             assert record["paired_speedup"]["median"] > 0
             assert record["paired_speedup"]["count"] >= 3
-    for name in ("results.csv", "report.md", "report.html", "throughput.png"):
+    for name in ("results.csv", "report.md", "report.html", "throughput.png",
+                 "roofline_jax.png"):
         assert (output / name).stat().st_size > 0
 
+
+
+def test_the_bandwidth_probe_measures_the_cpu_on_every_backend(monkeypatch):
+    from klayers.bench.worker import measure as worker
+
+    low, high = worker.BANDWIDTH_CPU_BYTES
+    assert low <= worker._cpu_probe_bytes() <= high
+    # The smallest arrays it allows: enough to run every step of the probe quickly.
+    monkeypatch.setattr(worker, "_cpu_probe_bytes", lambda: low)
+    assert worker.peak_gbytes_per_s("cpu:0") > 0
 
 
 def test_keras_baseline_of_a_wrapper_wraps_keras_own_inner_layers():

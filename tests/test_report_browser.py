@@ -1,6 +1,6 @@
 """The HTML report in a real headless browser (Chromium, through Playwright): a run of 216 cases
-renders, every chart loads from the page itself, the console stays clean, the charts fit a
-laptop's width, and a click on a column's header sorts its table.
+renders, every chart loads from the page itself (the roofline charts too), the console stays
+clean, the charts fit a laptop's width, and a click on a column's header sorts its table.
 
 Chromium comes from the Debian packages (`make test` installs it where it can); the test
 needs neither keras nor a backend, so it runs in the TensorFlow test process only.
@@ -13,6 +13,7 @@ import shutil
 import pytest
 
 from klayers.bench.report import write_reports
+from klayers.bench.results import roofline_fraction
 
 pytestmark = pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
                                 reason="keras-free: run once, in the TensorFlow test process")
@@ -20,9 +21,17 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LAPTOP = {"width": 1366, "height": 768}
 LAYERS = ("Dense", "Conv2D", "MaxPooling2D", "LSTM", "LayerNormalization", "Embedding",
           "MultiHeadAttention", "Dropout", "Conv2DTranspose")
+WITHOUT_FLOPS = ("Embedding", "Dropout")
+PEAKS = {"peak_gflops": {"cpu:0": 500.0}, "peak_gbytes_per_s": {"cpu:0": 20.0}}
+ENVIRONMENT = {
+    "suite": "browser", "python": "3.11",
+    **{key: {backend: value for backend in ("jax", "tensorflow", "torch")}
+       for key, value in PEAKS.items()},
+    **{f"machine_{key}": value for key, value in PEAKS.items()},
+}
 
 
-def _record(case, layer, backend, mode, implementation, speed):
+def _record(case, layer, backend, mode, implementation, speed, number=0):
     latency = 1.0 / speed
     record = {
         "layer": layer, "case": case, "implementation": implementation, "backend": backend,
@@ -33,6 +42,13 @@ def _record(case, layer, backend, mode, implementation, speed):
         "peak_memory_mb": 1.0, "jit_compile": None, "flops": None, "gflops": None,
         "peak_fraction": None, "noisy": False, "paired_speedup": None,
     }
+    # Steps from 0.1 to 100 FLOP/byte, moving 0.1 to 100 MB.
+    record["bytes"] = 10 ** (5 + number % 4)
+    record["gbytes_per_s"] = record["bytes"] / latency / 1e6
+    if layer not in WITHOUT_FLOPS:
+        record["flops"] = record["bytes"] * 10 ** (number % 4 - 1)
+        record["gflops"] = record["flops"] / latency / 1e6
+    record["roofline_fraction"] = roofline_fraction(record, 500.0, 20.0)
     return record
 
 
@@ -44,8 +60,9 @@ def _records(cases=216):
         case = f"{layer}(size={number}) on 16"
         for (backend, base), mode in itertools.product(backends.items(), ("predict", "train")):
             ratio = 0.5 + (len(records) % 13) / 4  # 0.5x to 3.5x
-            records.append(_record(case, layer, backend, mode, "keraslayers", base * ratio))
-            keras = _record(case, layer, backend, mode, "keras", base)
+            records.append(_record(case, layer, backend, mode, "keraslayers", base * ratio,
+                                   number))
+            keras = _record(case, layer, backend, mode, "keras", base, number)
             keras["paired_speedup"] = {"median": ratio, "iqr": 0.02}
             records.append(keras)
     return records
@@ -57,7 +74,7 @@ def page(tmp_path_factory):
     if CHROMIUM is None:
         pytest.skip("no chromium: `apt-get install chromium` (make test does where it can)")
     folder = tmp_path_factory.mktemp("report")
-    write_reports(folder, {"suite": "browser", "python": "3.11"}, _records())
+    write_reports(folder, ENVIRONMENT, _records())
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport=LAPTOP)
@@ -78,8 +95,9 @@ def test_renders_with_every_chart_loaded_and_no_console_error(page):
     images = page.evaluate("Array.from(document.images).map(image => ({source: "
                            "image.src.slice(0, 22), loaded: image.complete && "
                            "image.naturalWidth > 0, width: image.getBoundingClientRect().width}))")
-    # The heatmap, the per-family view and the throughput chart, embedded in the page.
-    assert len(images) == 3
+    # The heatmap, the per-family view, the throughput chart and a roofline chart per
+    # backend, embedded in the page.
+    assert len(images) == 6
     assert all(image["loaded"] for image in images), images
     assert all(image["source"] == "data:image/png;base64," for image in images), images
     # At a laptop's width, no chart runs off the page.

@@ -38,6 +38,7 @@ RATIO_RANGE = 4.0  # the colour scale's ends: 1/4x and 4x (beyond: the ends' col
 MODES = ("predict", "train")
 BASELINES = ("keras", "native")
 ROOFLINE_LABELS = 8  # per panel: the points farthest below their roof
+LABEL_PIXELS = (160, 9)  # how close (across, up) two labels' points may be and both be named
 OURS = ("keraslayers", "custom", "model")
 
 
@@ -247,34 +248,43 @@ _MARKERS = {"keras": "^", "native": "s"}
 
 
 def _scatter(axes, records: list[dict[str, Any]], x_of, y_of) -> None:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in records:
-        ours = record["implementation"] in OURS
-        colour = _MODE_COLOURS.get(record["mode"], "tab:grey")
-        axes.scatter([x_of(record)], [y_of(record)], s=12 if ours else 14,
-                     marker="o" if ours else _MARKERS.get(record["implementation"], "D"),
+        kind = "ours" if record["implementation"] in OURS else record["implementation"]
+        groups.setdefault((kind, record["mode"]), []).append(record)
+    for (kind, mode), members in groups.items():
+        colour = _MODE_COLOURS.get(mode, "tab:grey")
+        ours = kind == "ours"
+        axes.scatter([x_of(record) for record in members], [y_of(record) for record in members],
+                     s=12 if ours else 14, marker="o" if ours else _MARKERS.get(kind, "D"),
                      color=colour if ours else "none", edgecolors=colour, linewidths=0.8,
                      alpha=0.8, zorder=3)
 
 
 def _label_farthest(axes, records: list[dict[str, Any]], x_of, y_of) -> None:
     """Names the ROOFLINE_LABELS cases (and modes) with the lowest fraction of their roofline,
-    each once: at the lowest of its implementations' points."""
+    each once, at the lowest of its implementations' points, leaving out a label that would
+    overlap one already written."""
     known = sorted((record for record in records if record.get("roofline_fraction")),
                    key=lambda record: record["roofline_fraction"])
     named: set[tuple] = set()
+    placed: list[tuple[float, float]] = []  # the labels' points, in pixels
     for record in known:
         key = (record["case"], record["mode"], record["batch_size"], record["dtype"])
-        if key in named:
+        point = (x_of(record), y_of(record))
+        x, y = axes.transData.transform(point)
+        if key in named or any(abs(x - px) < LABEL_PIXELS[0] and abs(y - py) < LABEL_PIXELS[1]
+                               for px, py in placed):
             continue
         if len(named) == ROOFLINE_LABELS:
             break
         named.add(key)
+        placed.append((x, y))
         who = "" if record["implementation"] in OURS else f" ({record['implementation']})"
         text = (f"{record['case'][:40]} {record['mode']} b{record['batch_size']}: "
                 f"{record['roofline_fraction']:.1%}{who}")
-        point = (x_of(record), y_of(record))
         # Written away from the nearer side, so that it stays inside the panel.
-        right_half = axes.transAxes.inverted().transform(axes.transData.transform(point))[0] > 0.5
+        right_half = axes.transAxes.inverted().transform((x, y))[0] > 0.5
         axes.annotate(text, point, fontsize=5.5, xytext=(-4 if right_half else 4, -2),
                       textcoords="offset points", ha="right" if right_half else "left",
                       color="#333")
