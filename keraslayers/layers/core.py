@@ -7,15 +7,16 @@ import numbers
 import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
-from keraslayers.layers import validation
+from keraslayers.layers import quantization, validation
 from keraslayers.layers.lora import LoRA, adapted_weight
+from keraslayers.layers.quantization import Quantizable
 
 # Activations whose outputs are ratios of sums: they lose too much in 16-bit floats.
 _FLOAT32_ACTIVATIONS = ("softmax", "log_softmax")
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
-class Dense(LoRA, keras.layers.Layer):
+class Dense(Quantizable, LoRA, keras.layers.Layer):
     """Densely connected layer: `outputs = activation(inputs @ kernel + bias)`.
 
     The product contracts the last axis of the input, so any input of rank >= 2 works:
@@ -29,11 +30,22 @@ class Dense(LoRA, keras.layers.Layer):
         kernel_initializer, bias_initializer: initializers of the weights.
         kernel_regularizer, bias_regularizer, activity_regularizer: optional regularizers.
         kernel_constraint, bias_constraint: optional constraints.
-        quantization_config: accepted so that Keras's Dense configs load; must be None.
+        quantization_config: None, or the `keras.quantizers.QuantizationConfig` (or its
+            serialized dict) the layer was quantized with: with a quantized dtype policy
+            (`dtype="int8_from_float32"`, as a quantized layer's config holds) the layer
+            builds quantized weights directly.
         lora_rank: positive integer: the layer enables LoRA of this rank when built (see
             `enable_lora`); None for none.
         lora_alpha: positive number, the LoRA update's scale is `lora_alpha / lora_rank`;
             `lora_rank` when None.
+
+    Quantization (`layer.quantize(mode)` on the built layer, or `model.quantize(mode)`), as
+    Keras's Dense: "int8" (kernel int8 `(input_dim, units)`, `kernel_scale` `(units,)`, inputs
+    quantized to int8 per row), "int4" (kernel packed `(input_dim, ceil(units / 2))`, one
+    scale per unit or, by default, a scale and zero point per 128 input rows: `kernel_scale`,
+    `kernel_zero` `(groups, units)`, `g_idx`), "float8" (float8 quantize-dequantize of
+    inputs, kernel and output gradient, with scales and amax histories updated by training).
+    LoRA works on int8 and int4 layers (the quantized kernel frozen, the factors trained).
 
     Input shape:
         `(batch, ..., input_dim)`, rank >= 2.
@@ -45,7 +57,16 @@ class Dense(LoRA, keras.layers.Layer):
         >>> import numpy as np, keraslayers as kl
         >>> tuple(kl.Dense(4, activation="relu")(np.ones((2, 3), "float32")).shape)
         (2, 4)
+        >>> layer = kl.Dense(4)
+        >>> layer.build((None, 3))
+        >>> layer.quantize("int8")
+        >>> layer.dtype_policy.name
+        'int8_from_float32'
+        >>> [(w.name, str(w.dtype)) for w in layer.weights]
+        [('bias', 'float32'), ('kernel', 'int8'), ('kernel_scale', 'float32')]
     """
+
+    _quantization_modes = ("int8", "int4", "float8")
 
     def __init__(
         self,
@@ -65,7 +86,7 @@ class Dense(LoRA, keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        validation.no_quantization(self, quantization_config)
+        self._init_quantization(quantization_config)
         self._init_lora(lora_rank, lora_alpha)
         self.units = validation.positive_int(self, "units", units)
         self.activation = validation.activation(self, activation)
@@ -82,13 +103,19 @@ class Dense(LoRA, keras.layers.Layer):
     def build(self, input_shape):
         validation.min_rank(self, input_shape, 2)
         (input_dim,) = validation.known_sizes(self, input_shape, [len(input_shape) - 1])
-        self._kernel = self.add_weight(
-            name="kernel",
-            shape=(input_dim, self.units),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
+        mode = self.quantization_mode
+        # A quantized policy (a quantized layer's saved config) builds the quantized weights,
+        # first, as Keras does (the file order and `weights` order follow from it).
+        if mode:
+            self.quantized_build((input_dim, self.units), mode, self.quantization_config)
+        if mode not in ("int8", "int4"):
+            self._kernel = self.add_weight(
+                name="kernel",
+                shape=(input_dim, self.units),
+                initializer=self.kernel_initializer,
+                regularizer=self.kernel_regularizer,
+                constraint=self.kernel_constraint,
+            )
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
@@ -104,12 +131,191 @@ class Dense(LoRA, keras.layers.Layer):
 
     kernel = adapted_weight("kernel", "The kernel `(input_dim, units)`, with the LoRA update.")
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         # (batch, ..., input_dim) @ (input_dim, units) -> (batch, ..., units)
         outputs = ops.matmul(inputs, self.kernel)
+        return self._bias_and_activation(outputs)
+
+    def _bias_and_activation(self, outputs):
         if self.bias is not None:
             outputs = outputs + self.bias
         # `layer.activation = None` after construction means linear, as in Keras.
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    # Quantization: the weights (`Quantizable` drives them).
+
+    def _float_weight_shape(self):
+        return tuple(self._kernel.shape)
+
+    def _replaced_weights(self, mode):
+        return ("_kernel",) if mode in ("int8", "int4") else ()
+
+    def _quantized_weight_names(self, mode):
+        return {
+            "int8": ("_kernel", "bias", "kernel_scale"),
+            "int4": ("_kernel", "bias", "kernel_scale", "kernel_zero", "g_idx"),
+            "float8": ("_kernel", "bias", "inputs_scale", "inputs_amax_history",
+                       "kernel_scale", "kernel_amax_history", "outputs_grad_scale",
+                       "outputs_grad_amax_history"),
+        }[mode]
+
+    def _quantize_int8(self, config):
+        quantizer = keras.quantizers.QuantizationConfig.weight_quantizer_or_default(
+            config, keras.quantizers.AbsMaxQuantizer(axis=0)
+        )
+        # One scale per unit: (input_dim, units) -> int8, scale (1, units)
+        kernel, scale = quantizer(self._kernel, to_numpy=True)
+        return {"_kernel": kernel, "kernel_scale": ops.squeeze(scale, axis=0)}
+
+    def _quantize_int4(self, config):
+        block_size = quantization.int4_block_size(self, config)
+        if block_size is None:
+            quantizer = keras.quantizers.QuantizationConfig.weight_quantizer_or_default(
+                config, keras.quantizers.AbsMaxQuantizer(
+                    axis=0, value_range=quantization.INT4_RANGE, output_dtype="int8"
+                ),
+            )
+            kernel, scale = quantizer(self._kernel, to_numpy=True)
+            values = {"kernel_scale": ops.squeeze(scale, axis=0)}
+        else:
+            # scale and zero (groups, units), groups of `block_size` input rows
+            kernel, scale, zero = quantization.quantize_grouped(self._kernel, block_size)
+            values = {"kernel_scale": scale, "kernel_zero": zero}
+        packed, _, _ = keras.quantizers.pack_int4(kernel, axis=-1)
+        return {"_kernel": packed, **values}
+
+    def _quantize_float8(self, config):
+        return {}
+
+    def _int8_build(self, kernel_shape, config=None):
+        self.inputs_quantizer = keras.quantizers.QuantizationConfig.activation_quantizer_or_default(
+            config, keras.quantizers.AbsMaxQuantizer()
+        )
+        self._kernel = self.add_weight(
+            name="kernel", shape=kernel_shape, initializer="zeros", dtype="int8",
+            trainable=False,
+        )
+        self.kernel_scale = self.add_weight(
+            name="kernel_scale", shape=(self.units,), initializer="ones", trainable=False
+        )
+
+    def _int4_build(self, kernel_shape, config=None):
+        self.inputs_quantizer = keras.quantizers.QuantizationConfig.activation_quantizer_or_default(
+            config, None
+        )
+        input_dim, units = kernel_shape
+        # Two 4-bit values per byte along the units: (input_dim, ceil(units / 2))
+        self._kernel = self.add_weight(
+            name="kernel", shape=(input_dim, (units + 1) // 2), initializer="zeros",
+            dtype="int8", trainable=False,
+        )
+        block_size = quantization.int4_block_size(self, config)
+        self._int4_block_size = block_size
+        groups = None if block_size is None else -(-input_dim // block_size)
+        scale_shape = (units,) if block_size is None else (groups, units)
+        self.kernel_scale = self.add_weight(
+            name="kernel_scale", shape=scale_shape, initializer="ones", trainable=False
+        )
+        if block_size is not None:
+            self.kernel_zero = self.add_weight(
+                name="kernel_zero", shape=scale_shape, initializer="zeros", dtype="int8",
+                trainable=False,
+            )
+            self.g_idx = self.add_weight(
+                name="g_idx", shape=(input_dim,), dtype="float32", trainable=False,
+                initializer=lambda shape, dtype: ops.floor_divide(
+                    ops.arange(input_dim, dtype=dtype), block_size
+                ),
+            )
+
+    def _float8_build(self, kernel_shape, config=None):
+        history = getattr(
+            self.dtype_policy, "amax_history_length",
+            keras.dtype_policies.QuantizedFloat8DTypePolicy.default_amax_history_length,
+        )
+        # Trainable so that their "gradients" (their new values) reach the optimizer, which
+        # writes them over the variables (`overwrite_with_gradient`), as in Keras.
+        settings = {"initializer": "ones", "dtype": "float32", "trainable": True,
+                    "autocast": False, "overwrite_with_gradient": True}
+        for operand in ("inputs", "kernel", "outputs_grad"):
+            setattr(self, f"{operand}_scale", self.add_weight(
+                name=f"{operand}_scale", shape=(), **settings
+            ))
+            setattr(self, f"{operand}_amax_history", self.add_weight(
+                name=f"{operand}_amax_history", shape=(history,),
+                **{**settings, "initializer": "zeros"},
+            ))
+
+    def _dequantized_weight(self):
+        """The float kernel `(input_dim, units)` the quantized one stands for."""
+        kernel = self._kernel
+        if self.quantization_mode == "int4":
+            kernel = keras.quantizers.unpack_int4(kernel, self.units, axis=-1)
+            if self._int4_block_size is not None:
+                kernel = quantization.dequantize_grouped(
+                    kernel, self.kernel_scale, self.kernel_zero, self.g_idx, group_axis=0
+                )
+                return ops.cast(kernel, self.compute_dtype)
+        return ops.divide(ops.cast(kernel, self.compute_dtype), self.kernel_scale)
+
+    # Quantization: the forward passes (Keras's `quantized_call` picks one by mode).
+
+    def _int8_call(self, inputs, training=None):
+        outputs = quantization.int8_matmul(
+            inputs, ops.convert_to_tensor(self._kernel),
+            ops.convert_to_tensor(self.kernel_scale), self.inputs_quantizer,
+            self.compute_dtype,
+        )
+        return self._bias_and_activation(self._add_lora(inputs, outputs))
+
+    def _int4_call(self, inputs, training=None):
+        kernel = ops.convert_to_tensor(self._kernel)
+        if self._int4_block_size is None:
+            unpacked = keras.quantizers.unpack_int4(kernel, self.units, axis=-1)
+            outputs = quantization.int8_matmul(
+                inputs, unpacked, ops.convert_to_tensor(self.kernel_scale),
+                self.inputs_quantizer, self.compute_dtype,
+            )
+        else:
+            outputs = quantization.grouped_matmul(
+                inputs, keras.quantizers.unpack_int4(kernel, self.units, axis=-1),
+                ops.convert_to_tensor(self.kernel_scale),
+                ops.convert_to_tensor(self.kernel_zero), ops.convert_to_tensor(self.g_idx),
+                self.compute_dtype,
+            )
+        return self._bias_and_activation(self._add_lora(inputs, outputs))
+
+    def _add_lora(self, inputs, outputs):
+        """The LoRA branch beside the quantized product: `+ scale * (inputs @ a) @ b`."""
+        if not self.lora_enabled:
+            return outputs
+        a, b = self._lora_factors()
+        update = ops.matmul(ops.matmul(inputs, a), b)
+        return ops.cast(outputs + (self.lora_alpha / self.lora_rank) * update, self.compute_dtype)
+
+    def _float8_call(self, inputs, training=None):
+        inputs_qdq = quantization.float8_input_qdq(self, training)
+        outputs = ops.matmul(
+            inputs_qdq(inputs, ops.convert_to_tensor(self.inputs_scale),
+                       ops.convert_to_tensor(self.inputs_amax_history)),
+            inputs_qdq(ops.convert_to_tensor(self._kernel),
+                       ops.convert_to_tensor(self.kernel_scale),
+                       ops.convert_to_tensor(self.kernel_amax_history)),
+        )
+        # Right after the product, so XLA's gemm rewrite sees the pattern (as Keras places it).
+        outputs = quantization.float8_gradient_qdq(self)(
+            outputs, ops.convert_to_tensor(self.outputs_grad_scale),
+            ops.convert_to_tensor(self.outputs_grad_amax_history),
+        )
+        bias = self.bias
+        if bias is not None and self.dtype_policy.compute_dtype == "float32":
+            # Keras rounds a float32 bias through bfloat16 here (for the bias-add fusion);
+            # done too so that the outputs are Keras's.
+            bias = ops.cast(ops.cast(bias, "bfloat16"), bias.dtype)
+        if bias is not None:
+            outputs = outputs + bias
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
@@ -130,9 +336,12 @@ class Dense(LoRA, keras.layers.Layer):
             "activity_regularizer": regularizers.serialize(self.activity_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
-            "quantization_config": None,
+            **self._quantized_config(),
             **self._lora_config(),
         }
+
+
+Dense._quantizing_class = Dense
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")

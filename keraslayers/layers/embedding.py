@@ -9,8 +9,9 @@ import warnings
 import keras
 from keras import constraints, initializers, ops, regularizers
 
-from keraslayers.layers import validation
+from keraslayers.layers import quantization, validation
 from keraslayers.layers.lora import LoRA, adapted_weight
+from keraslayers.layers.quantization import Quantizable
 
 
 def _positive_number(layer, argument, value, allow_none=False):
@@ -27,7 +28,7 @@ def _positive_number(layer, argument, value, allow_none=False):
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
-class Embedding(LoRA, keras.layers.Layer):
+class Embedding(Quantizable, LoRA, keras.layers.Layer):
     """Looks up a learned vector per index: `outputs[..., :] = embeddings[inputs[...]]`.
 
     Drop-in for `keras.layers.Embedding`: one weight, `embeddings` `(input_dim, output_dim)`.
@@ -44,7 +45,14 @@ class Embedding(LoRA, keras.layers.Layer):
             `enable_lora`; factors `lora_embeddings_a`/`_b`); None for none.
         lora_alpha: positive number, the LoRA update's scale is `lora_alpha / lora_rank`;
             `lora_rank` when None.
-        quantization_config: accepted so that Keras's Embedding configs load; must be None.
+        quantization_config: None, or the `keras.quantizers.QuantizationConfig` (or its
+            serialized dict) the layer was quantized with (see `Dense`).
+
+    Quantization (`layer.quantize(mode)` or `model.quantize(mode)`), as Keras's Embedding:
+    "int8" (table int8, `embeddings_scale` `(input_dim,)`: one scale per row), "int4"
+    (table packed `(input_dim, ceil(output_dim / 2))`, one scale per row or, by default, a
+    scale and zero point per 128 columns: `embeddings_scale`, `embeddings_zero`
+    `(input_dim, groups)`, `g_idx`). LoRA works on both.
 
     Input shape:
         Integer tensor `(batch, ...)` of indices in `[0, input_dim)`.
@@ -75,7 +83,7 @@ class Embedding(LoRA, keras.layers.Layer):
         if kwargs.pop("input_length", None) is not None:
             warnings.warn("Argument `input_length` is deprecated. Just remove it.", stacklevel=2)
         super().__init__(**kwargs)
-        validation.no_quantization(self, quantization_config)
+        self._init_quantization(quantization_config)
         self._init_lora(lora_rank, lora_alpha)
         self.input_dim = validation.positive_int(self, "input_dim", input_dim)
         self.output_dim = validation.positive_int(self, "output_dim", output_dim)
@@ -93,13 +101,19 @@ class Embedding(LoRA, keras.layers.Layer):
     def build(self, input_shape=None):
         if self.built:
             return
-        self._embeddings = self.add_weight(
-            name="embeddings",
-            shape=(self.input_dim, self.output_dim),
-            initializer=self.embeddings_initializer,
-            regularizer=self.embeddings_regularizer,
-            constraint=self.embeddings_constraint,
-        )
+        mode = self.quantization_mode
+        if mode:
+            self.quantized_build(
+                (self.input_dim, self.output_dim), mode, self.quantization_config
+            )
+        else:
+            self._embeddings = self.add_weight(
+                name="embeddings",
+                shape=(self.input_dim, self.output_dim),
+                initializer=self.embeddings_initializer,
+                regularizer=self.embeddings_regularizer,
+                constraint=self.embeddings_constraint,
+            )
         self.built = True
         self._build_lora()
 
@@ -120,6 +134,133 @@ class Embedding(LoRA, keras.layers.Layer):
             return None
         return ops.not_equal(inputs, 0)
 
+    # Quantization: the weights (`Quantizable` drives them).
+
+    def _float_weight_shape(self):
+        return (self.input_dim, self.output_dim)
+
+    def _replaced_weights(self, mode):
+        return ("_embeddings",)
+
+    def _quantized_weight_names(self, mode):
+        return {
+            "int8": ("_embeddings", "embeddings_scale"),
+            "int4": ("_embeddings", "embeddings_scale", "embeddings_zero", "g_idx"),
+        }[mode]
+
+    def _quantize_int8(self, config):
+        quantizer = keras.quantizers.QuantizationConfig.weight_quantizer_or_default(
+            config, keras.quantizers.AbsMaxQuantizer(axis=-1)
+        )
+        # One scale per row: (input_dim, output_dim) -> int8, scale (input_dim, 1)
+        table, scale = quantizer(self._embeddings, to_numpy=True)
+        return {"_embeddings": table, "embeddings_scale": ops.squeeze(scale, axis=-1)}
+
+    def _quantize_int4(self, config):
+        block_size = quantization.int4_block_size(self, config)
+        if block_size is None:
+            quantizer = keras.quantizers.QuantizationConfig.weight_quantizer_or_default(
+                config, keras.quantizers.AbsMaxQuantizer(
+                    axis=-1, value_range=quantization.INT4_RANGE, output_dtype="int8"
+                ),
+            )
+            table, scale = quantizer(self._embeddings, to_numpy=True)
+            values = {"embeddings_scale": ops.squeeze(scale, axis=-1)}
+        else:
+            # Groups of `block_size` columns: quantized on the transposed table
+            # (output_dim, input_dim), whose groups run along axis 0.
+            table, scale, zero = quantization.quantize_grouped(
+                ops.transpose(self._embeddings), block_size
+            )
+            # back to (input_dim, output_dim); scale and zero (input_dim, groups)
+            table = ops.transpose(table)
+            values = {"embeddings_scale": ops.transpose(scale),
+                      "embeddings_zero": ops.transpose(zero)}
+        packed, _, _ = keras.quantizers.pack_int4(table, axis=-1)
+        return {"_embeddings": packed, **values}
+
+    def _int8_build(self, shape, config=None):
+        self._embeddings = self.add_weight(
+            name="embeddings", shape=shape, initializer="zeros", dtype="int8", trainable=False
+        )
+        self.embeddings_scale = self.add_weight(
+            name="embeddings_scale", shape=(self.input_dim,), initializer="ones",
+            trainable=False,
+        )
+
+    def _int4_build(self, shape, config=None):
+        input_dim, output_dim = shape
+        # Two 4-bit values per byte along the vector: (input_dim, ceil(output_dim / 2))
+        self._embeddings = self.add_weight(
+            name="embeddings", shape=(input_dim, (output_dim + 1) // 2),
+            initializer="zeros", dtype="int8", trainable=False,
+        )
+        block_size = quantization.int4_block_size(self, config)
+        self._int4_block_size = block_size
+        scale_shape = (input_dim,) if block_size is None else (
+            input_dim, -(-output_dim // block_size)
+        )
+        self.embeddings_scale = self.add_weight(
+            name="embeddings_scale", shape=scale_shape, initializer="ones", trainable=False
+        )
+        if block_size is not None:
+            self.embeddings_zero = self.add_weight(
+                name="embeddings_zero", shape=scale_shape, initializer="zeros",
+                dtype="int8", trainable=False,
+            )
+            self.g_idx = self.add_weight(
+                name="g_idx", shape=(output_dim,), dtype="float32", trainable=False,
+                initializer=lambda shape, dtype: ops.floor_divide(
+                    ops.arange(output_dim, dtype=dtype), block_size
+                ),
+            )
+
+    def _dequantized_rows(self, table, scale, zero=None):
+        """Float rows `(..., output_dim)` from quantized rows and their scales `(...)`
+        (per row) or scales and zeros `(..., groups)`."""
+        table = ops.cast(table, self.compute_dtype)
+        if zero is None:
+            return ops.divide(table, ops.expand_dims(scale, axis=-1))
+        return quantization.dequantize_grouped(table, scale, zero, self.g_idx, group_axis=-1)
+
+    def _quantized_table(self):
+        """The stored table as integers `(input_dim, output_dim)` (int4 unpacked)."""
+        if self.quantization_mode == "int4":
+            return keras.quantizers.unpack_int4(self._embeddings, self.output_dim, axis=-1)
+        return self._embeddings
+
+    def _grouped(self) -> bool:
+        return self.quantization_mode == "int4" and self._int4_block_size is not None
+
+    def _dequantized_weight(self):
+        """The float table `(input_dim, output_dim)` the quantized one stands for."""
+        zero = self.embeddings_zero if self._grouped() else None
+        return self._dequantized_rows(self._quantized_table(), self.embeddings_scale, zero)
+
+    # Quantization: the forward passes (Keras's `quantized_call` picks one by mode).
+
+    def _int8_call(self, inputs, training=None):
+        return self._quantized_lookup(inputs)
+
+    def _int4_call(self, inputs, training=None):
+        return self._quantized_lookup(inputs)
+
+    def _quantized_lookup(self, inputs):
+        if ops.dtype(inputs) not in ("int32", "int64"):
+            inputs = ops.cast(inputs, "int32")
+        # (batch, ...) -> rows (batch, ..., output_dim), scales (batch, ...[, groups])
+        rows = ops.take(self._quantized_table(), inputs, axis=0)
+        scale = ops.take(self.embeddings_scale, inputs, axis=0)
+        zero = ops.take(self.embeddings_zero, inputs, axis=0) if self._grouped() else None
+        outputs = self._dequantized_rows(rows, scale, zero)
+        if self.lora_enabled:
+            a, b = self._lora_factors()
+            update = ops.matmul(ops.take(a, inputs, axis=0), b)
+            outputs = ops.cast(
+                outputs + (self.lora_alpha / self.lora_rank) * update, self.compute_dtype
+            )
+        return outputs
+
     def compute_output_shape(self, input_shape):
         return (*input_shape, self.output_dim)
 
@@ -139,8 +280,12 @@ class Embedding(LoRA, keras.layers.Layer):
             "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
             "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
             "mask_zero": self.mask_zero,
+            **self._quantized_config(),
             **self._lora_config(),
         }
+
+
+Embedding._quantizing_class = Embedding
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
@@ -217,7 +362,7 @@ class ReversibleEmbedding(Embedding):
         if self.built:
             return
         super().build(input_shape)
-        if not self.tie_weights:
+        if not self.tie_weights and not self.quantization_mode:
             self.reverse_embeddings = self.add_weight(
                 name="reverse_embeddings",
                 shape=(self.output_dim, self.input_dim),
@@ -235,6 +380,138 @@ class ReversibleEmbedding(Embedding):
         # (batch, ..., output_dim) @ (output_dim, input_dim) -> (batch, ..., input_dim); as in
         # Keras, without reverse_dtype the float32 table meets the inputs as they come.
         logits = ops.matmul(inputs, kernel)
+        if self.logit_soft_cap is not None:
+            logits = ops.tanh(logits / self.logit_soft_cap) * self.logit_soft_cap
+        return logits
+
+    # Quantization: the untied reverse table too (`(output_dim, input_dim)`, one scale per
+    # column, or for grouped int4 per group of `block_size` rows), as Keras's.
+
+    def _replaced_weights(self, mode):
+        return ("_embeddings",) if self.tie_weights else ("_embeddings", "reverse_embeddings")
+
+    def _quantized_weight_names(self, mode):
+        names = super()._quantized_weight_names(mode)
+        if self.tie_weights:
+            return names
+        reverse = ("reverse_embeddings", "reverse_embeddings_scale")
+        return (*names, *reverse, *(("reverse_embeddings_zero",) if mode == "int4" else ()))
+
+    def _quantize_int8(self, config):
+        values = super()._quantize_int8(config)
+        if not self.tie_weights:
+            quantizer = keras.quantizers.QuantizationConfig.weight_quantizer_or_default(
+                config, keras.quantizers.AbsMaxQuantizer(axis=0)
+            )
+            table, scale = quantizer(self.reverse_embeddings, to_numpy=True)
+            values.update(reverse_embeddings=table,
+                          reverse_embeddings_scale=ops.squeeze(scale, axis=0))
+        return values
+
+    def _quantize_int4(self, config):
+        values = super()._quantize_int4(config)
+        if self.tie_weights:
+            return values
+        block_size = quantization.int4_block_size(self, config)
+        if block_size is None:
+            quantizer = keras.quantizers.QuantizationConfig.weight_quantizer_or_default(
+                config, keras.quantizers.AbsMaxQuantizer(
+                    axis=0, value_range=quantization.INT4_RANGE, output_dtype="int8"
+                ),
+            )
+            table, scale = quantizer(self.reverse_embeddings, to_numpy=True)
+            values["reverse_embeddings_scale"] = ops.squeeze(scale, axis=0)
+        else:
+            table, scale, zero = quantization.quantize_grouped(
+                self.reverse_embeddings, block_size
+            )
+            values.update(reverse_embeddings_scale=scale, reverse_embeddings_zero=zero)
+        # packed along the vector axis: (ceil(output_dim / 2), input_dim)
+        values["reverse_embeddings"], _, _ = keras.quantizers.pack_int4(table, axis=0)
+        return values
+
+    def _reverse_inputs_quantizer(self, config):
+        self.inputs_quantizer = keras.quantizers.QuantizationConfig.activation_quantizer_or_default(
+            config, keras.quantizers.AbsMaxQuantizer(axis=-1)
+        )
+
+    def _int8_build(self, shape, config=None):
+        super()._int8_build(shape, config)
+        self._reverse_inputs_quantizer(config)
+        if not self.tie_weights:
+            self.reverse_embeddings = self.add_weight(
+                name="reverse_embeddings", shape=(self.output_dim, self.input_dim),
+                initializer="zeros", dtype="int8", trainable=False,
+            )
+            self.reverse_embeddings_scale = self.add_weight(
+                name="reverse_embeddings_scale", shape=(self.input_dim,),
+                initializer="ones", trainable=False,
+            )
+
+    def _int4_build(self, shape, config=None):
+        super()._int4_build(shape, config)
+        self._reverse_inputs_quantizer(config)
+        if self.tie_weights:
+            return
+        self.reverse_embeddings = self.add_weight(
+            name="reverse_embeddings", shape=((self.output_dim + 1) // 2, self.input_dim),
+            initializer="zeros", dtype="int8", trainable=False,
+        )
+        block_size = self._int4_block_size
+        scale_shape = (self.input_dim,) if block_size is None else (
+            -(-self.output_dim // block_size), self.input_dim
+        )
+        self.reverse_embeddings_scale = self.add_weight(
+            name="reverse_embeddings_scale", shape=scale_shape, initializer="ones",
+            trainable=False,
+        )
+        if block_size is not None:
+            # float32, not int8: Keras's dtype for this zero point.
+            self.reverse_embeddings_zero = self.add_weight(
+                name="reverse_embeddings_zero", shape=scale_shape, initializer="zeros",
+                trainable=False,
+            )
+
+    def _int8_call(self, inputs, reverse=False):
+        self._reversed = bool(reverse)
+        return self._quantized_reverse(inputs) if reverse else super()._int8_call(inputs)
+
+    def _int4_call(self, inputs, reverse=False):
+        self._reversed = bool(reverse)
+        return self._quantized_reverse(inputs) if reverse else super()._int4_call(inputs)
+
+    def _reverse_kernel(self):
+        """`(integer kernel, scale, zero)` of the reverse projection: the kernel
+        `(output_dim, input_dim)`, per-column scales `(input_dim,)` or, grouped, scales and
+        zeros `(groups, input_dim)` (zero None per column)."""
+        grouped = self._grouped()
+        if self.tie_weights:
+            kernel = ops.transpose(self._quantized_table())
+            scale, zero = self.embeddings_scale, None
+            if grouped:  # (input_dim, groups) -> (groups, input_dim)
+                scale, zero = ops.transpose(scale), ops.transpose(self.embeddings_zero)
+            return kernel, scale, zero
+        kernel = self.reverse_embeddings
+        if self.quantization_mode == "int4":
+            kernel = keras.quantizers.unpack_int4(kernel, self.output_dim, axis=0)
+        zero = self.reverse_embeddings_zero if grouped else None
+        return kernel, self.reverse_embeddings_scale, zero
+
+    def _quantized_reverse(self, inputs):
+        kernel, scale, zero = self._reverse_kernel()
+        if self.inputs_quantizer:
+            # (batch, ..., output_dim) -> int8 and a scale (batch, ..., 1)
+            inputs, inputs_scale = self.inputs_quantizer(inputs)
+        else:
+            inputs_scale = ops.ones((1,), dtype=self.compute_dtype)
+        if zero is None:
+            logits = ops.cast(ops.matmul(inputs, kernel), self.compute_dtype)
+            logits = ops.divide(logits, ops.multiply(inputs_scale, scale))
+        else:
+            float_kernel = quantization.dequantize_grouped(
+                ops.cast(kernel, self.compute_dtype), scale, zero, self.g_idx, group_axis=0
+            )
+            logits = ops.divide(ops.matmul(inputs, float_kernel), inputs_scale)
         if self.logit_soft_cap is not None:
             logits = ops.tanh(logits / self.logit_soft_cap) * self.logit_soft_cap
         return logits
@@ -265,6 +542,9 @@ class ReversibleEmbedding(Embedding):
             "reverse_dtype": self.reverse_dtype,
             "logit_soft_cap": self.logit_soft_cap,
         }
+
+
+ReversibleEmbedding._quantizing_class = ReversibleEmbedding
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")

@@ -18,10 +18,12 @@ from keraslayers.layers import validation
 
 def adapted_weight(name: str, doc: str) -> property:
     """A read-only property `name` over the variable `_name`: the variable itself without LoRA
-    (no extra op on that path), `_name + scale * (a @ b)` in the compute dtype with it."""
+    (no extra op on that path), `_name + scale * (a @ b)` in the compute dtype with it. On an
+    int8/int4-quantized layer the base is the dequantized weight (see `Quantizable`), which
+    the update then meets in float (QLoRA)."""
 
     def effective(layer):
-        base = getattr(layer, f"_{name}")
+        base = layer._lora_base()
         if not layer.lora_enabled:
             return base
         a, b = layer._lora_factors()
@@ -63,6 +65,17 @@ class LoRA:
         if self.lora_rank:
             self.enable_lora(self.lora_rank, lora_alpha=self.lora_alpha)
 
+    def _lora_base(self):
+        """The weight the LoRA update adds to: the variable `_<_lora_weight>`."""
+        return getattr(self, f"_{self._lora_weight}")
+
+    def _lora_weight_shape(self):
+        """`(*in, out)` of the adapted weight (a quantized layer's unpacked shape)."""
+        return tuple(getattr(self, f"_{self._lora_weight}").shape)
+
+    def _check_lora_quantization(self, rank) -> None:
+        """Refuses LoRA where the layer's quantization cannot carry it (none here)."""
+
     def _lora_factors(self):
         name = self._lora_weight
         return getattr(self, f"lora_{name}_a"), getattr(self, f"lora_{name}_b")
@@ -90,6 +103,7 @@ class LoRA:
         validation.positive_int(self, "rank", rank)
         if lora_alpha is not None:
             _positive_number(self, "lora_alpha", lora_alpha)
+        self._check_lora_quantization(rank)
 
     def enable_lora(self, rank, lora_alpha=None, a_initializer="he_uniform",
                     b_initializer="zeros"):
@@ -108,15 +122,16 @@ class LoRA:
         b_initializer = initializers.get(b_initializer)
         name = self._lora_weight
         base = getattr(self, f"_{name}")
+        shape = self._lora_weight_shape()
         regularizer = getattr(self, f"{name}_regularizer", None)
         self._tracker.unlock()
         try:
             a = self.add_weight(
-                name=f"lora_{name}_a", shape=(*base.shape[:-1], rank),
+                name=f"lora_{name}_a", shape=(*shape[:-1], rank),
                 initializer=a_initializer, dtype="float32", regularizer=regularizer,
             )
             b = self.add_weight(
-                name=f"lora_{name}_b", shape=(rank, base.shape[-1]),
+                name=f"lora_{name}_b", shape=(rank, shape[-1]),
                 initializer=b_initializer, dtype="float32", regularizer=regularizer,
             )
         finally:

@@ -57,15 +57,6 @@ def activation(layer: keras.layers.Layer, value, argument: str = "activation"):
         ) from error
 
 
-def no_quantization(layer: keras.layers.Layer, quantization_config) -> None:
-    """Keras's configs carry `quantization_config: None`; klayers does not quantize."""
-    if quantization_config is not None:
-        raise ValueError(
-            f"{describe(layer)}: quantization is not supported by klayers layers, received "
-            f"quantization_config={quantization_config!r}; use the Keras layer to quantize."
-        )
-
-
 def min_rank(layer: keras.layers.Layer, input_shape, rank: int, what: str = "input") -> None:
     if len(input_shape) < rank:
         raise ValueError(
