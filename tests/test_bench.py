@@ -277,6 +277,12 @@ def test_files_hold_the_records_and_environment(tmp_path, fake_worker):
     assert "0.00012 GB/s (0.0012% of roofline)" in report
     assert "![roofline_torch](roofline_torch.png)" in report
     assert "machine (best backend): cpu:0 10" in report
+    # The farthest from their roofline: ours only, lowest fraction first (predict moves
+    # 240 bytes in the same 2 ms as train's 1008).
+    farthest = report.split("## Farthest from the roofline")[1].split("## ")[0]
+    rows = [line for line in farthest.splitlines() if line.startswith("| Dense")]
+    assert len(rows) == 4 and all("keras" not in row.split("|")[2] for row in rows)
+    assert "| predict |" in rows[0] and "| train |" in rows[-1]
 
 
 def test_roofline_fraction_is_the_bound_of_the_compute_roof_or_the_bandwidth_slope():
@@ -309,6 +315,7 @@ def test_report_renders_an_old_run_without_bandwidth_or_bytes(tmp_path, fake_wor
     assert "Dense(units=4) on 8" in report and "GFLOP/s" in report
     # Old runs have no bandwidth: the GB/s lines and the roofline charts are left out.
     assert "% of roofline" not in report and "![roofline" not in report
+    assert "Farthest from the roofline" not in report
     assert "Memory bandwidth GB/s (float32 y = x * a, bytes read + written): -" in report
     assert not list(old.glob("roofline_*.png"))
     assert "alt='roofline" not in (old / "report.html").read_text()

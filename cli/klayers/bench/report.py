@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from klayers.bench import charts as chart_files
-from klayers.bench.results import Row, rows_by_case
+from klayers.bench.results import OURS, Row, rows_by_case
 from klayers.bench.statistics import relative_speeds
 from klayers.process import write_atomic
 
@@ -134,6 +134,34 @@ def keras_summary(records: list[dict[str, Any]]) -> CaseTable | None:
     return table
 
 
+ROOFLINE_ROWS = 10
+
+
+def roofline_table(records: list[dict[str, Any]]) -> CaseTable | None:
+    """Our measurements farthest below their roofline (the lowest fractions of the bound),
+    ROOFLINE_ROWS of them; None when no record has a roofline fraction (a run from before
+    the bandwidth probe)."""
+    measured = sorted((record for record in records if record["implementation"] in OURS
+                       and record["status"] == "ok" and record.get("roofline_fraction")),
+                      key=lambda record: record["roofline_fraction"])
+    if not measured:
+        return None
+    header = ["case", "backend", "device", "dtype", "mode", "batch", "FLOP/byte", "achieved",
+              "of roofline"]
+    table = CaseTable(f"Farthest from the roofline: our {min(len(measured), ROOFLINE_ROWS)} "
+                      "lowest fractions of min(peak, FLOP/byte x bandwidth)", header, [])
+    for record in measured[:ROOFLINE_ROWS]:
+        intensity = (f"{record['flops'] / record['bytes']:.3g}" if record.get("flops")
+                     else "no FLOPs")
+        achieved = (f"{record['gflops']:.3g} GFLOP/s, " if record.get("gflops") else "")
+        achieved += f"{record['gbytes_per_s']:.3g} GB/s"
+        table.rows.append([Cell([text]) for text in (
+            record["case"], record["backend"], record["device"], record["dtype"],
+            record["mode"], str(record["batch_size"]), intensity, achieved,
+            format_percent(record["roofline_fraction"]))])
+    return table
+
+
 def _summary_cell(row: Row | None, backend: str, counts: dict[str, int]) -> Cell:
     ratio = row.baseline_ratio(backend, "keras") if row else None
     if ratio is None:
@@ -194,8 +222,8 @@ def write_reports(output: Path, environment: dict[str, Any], records: list[dict]
     """report.md, report.html and the PNG charts they show, each written atomically."""
     charts = chart_files.write_charts(output, records, backends_in(records), layer_families(),
                                       KERAS_RATIO_TARGET, environment)
-    summary = keras_summary(records)
-    tables = ([summary] if summary else []) + case_tables(records)
+    summary, roofline = keras_summary(records), roofline_table(records)
+    tables = [table for table in (summary, roofline) if table] + case_tables(records)
     write_atomic(output / "report.md", markdown(environment, tables, charts))
     images = {name: (output / name).read_bytes() for name in charts}
     write_atomic(output / "report.html", html_page(environment, tables, images))

@@ -6,7 +6,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from klayers.bench.compare import KEY, Change
-from klayers.bench.report import CaseTable, case_tables, format_latency, keras_summary
+from klayers.bench.report import (
+    CaseTable,
+    case_tables,
+    format_latency,
+    keras_summary,
+    roofline_table,
+)
 
 
 def case_table(table: CaseTable) -> Table:
@@ -33,9 +39,10 @@ def case_table(table: CaseTable) -> Table:
 
 
 def print_run_tables(console, records: list[dict]) -> None:
-    """A run's case tables, then the ours/Keras summary, the figure to read last."""
-    summary = keras_summary(records)
-    for table in case_tables(records) + ([summary] if summary else []):
+    """A run's case tables, then those farthest from their roofline, then the ours/Keras
+    summary, the figure to read last."""
+    summary, roofline = keras_summary(records), roofline_table(records)
+    for table in case_tables(records) + [table for table in (roofline, summary) if table]:
         console.print(case_table(table))
         for note in table.notes:
             console.print(escape(note))
