@@ -458,6 +458,10 @@ def test_report_merges_runs_of_several_machines(tmp_path, fake_worker):
     header = next(line for line in report.splitlines() if line.startswith("| device"))
     assert header.index("jax@laptop") < header.index("jax@server")
     assert "laptop: Suite" in report and "server: Suite" in report
+    # A roofline chart per run's backend, under that run's measured peaks.
+    assert {"roofline_jax@laptop.png", "roofline_jax@server.png"} <= {
+        path.name for path in (tmp_path / "both").iterdir()}
+    assert "laptop: Memory bandwidth GB/s" in report
 
 
 def test_compare_rejects_a_file_that_is_not_results(tmp_path):

@@ -101,6 +101,16 @@ def test_multi_head_attention_by_hand():
     assert step_bytes("MultiHeadAttention", config, [(6, 8), (3, 8)], 2) == x + value + w + x
 
 
+def test_a_layer_whose_output_depends_on_the_input_shape_alone_does_not_read_it():
+    # PositionEmbedding(4) on 4 positions of 3 features, batch 2: the table (4, 3) broadcast.
+    w, y = 4 * 3 * F32, 2 * 4 * 3 * F32
+    config = {"sequence_length": 4}
+    assert step_bytes("PositionEmbedding", config, (4, 3), 2) == w + y == 144
+    assert step_bytes("PositionEmbedding", config, (4, 3), 2, "train") == (
+        (w + y) + 3 * y + (y + w) + 3 * w)
+    assert step_bytes("SinePositionEncoding", {}, (4, 3), 2) == y
+
+
 def test_unknown_layers_and_steps_get_none_with_a_reason():
     assert step_bytes("NoSuchLayer", {}, (4,), 2) is None
     assert "no traffic count" in unknown_reason("NoSuchLayer", {}, (4,))

@@ -78,7 +78,8 @@ def step_bytes(
     if mode != "train":
         return forward
     loss = outputs + TARGET_BYTES * counts.outputs + outputs
-    backward = outputs + inputs + weights  # read the output's gradient and the inputs, write dW
+    # Read the output's gradient and the inputs (where the forward pass read them), write dW.
+    backward = outputs + (inputs if counts.reads_input else 0) + weights
     if layer in _CHAINED:
         backward += weights
     if not counts.weights and input_dtype.startswith("float"):
