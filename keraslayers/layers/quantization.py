@@ -233,6 +233,8 @@ class Quantizable:
         @functools.wraps(keras_quantize)
         def quantize(mode=None, config=None, **kwargs):
             mode = layer._check_quantize_request(mode, config)
+            if config is None and mode == "int4":
+                config = layer._policy_int4_config()
             return keras_quantize(mode=mode, config=config, **kwargs)
 
         layer.quantize = quantize
@@ -291,6 +293,13 @@ class Quantizable:
                 f"only (Keras's float8 call refuses it), received mode={mode!r}."
             )
         return mode
+
+    def _policy_int4_config(self):
+        """Setting an int4 policy on a built layer (`layer.dtype_policy = "int4/32_from_
+        float32"`) quantizes it with the policy's block size; Keras's default config (blocks
+        of 128) would build weights the policy's name contradicts."""
+        block_size = getattr(_layer_policy(self), "block_size", None)
+        return None if block_size is None else Int4QuantizationConfig(block_size=block_size)
 
     def _quantization_mode_error(self, mode):
         return QuantizationModeError(
