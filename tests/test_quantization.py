@@ -12,7 +12,7 @@ import pytest
 
 import keraslayers as kl
 from keraslayers.layers.quantization import QuantizationModeError
-from tests.contract import random_inputs, to_numpy
+from tests.contract import outputs_and_gradients, random_inputs, to_numpy
 
 Int4 = keras.quantizers.Int4QuantizationConfig
 
@@ -75,6 +75,25 @@ def test_dense_quantizes_as_keras(key):
     other.quantize(mode, config=_config(config))
     other.set_weights(theirs.get_weights())
     _assert_close(other(x), theirs(x))
+
+
+@pytest.mark.parametrize("key", ["int8", "int4", "int4_per_channel"])
+@pytest.mark.parametrize("lora", [False, True])
+def test_quantized_dense_gradients_are_keras(key, lora):
+    mode, config = DENSE_MODES[key]
+    layers = _pair(lambda m: m.Dense(5, activation="tanh"), (None, 7))
+    for layer in layers:
+        layer.quantize(mode, config=_config(config))
+        if lora:
+            layer.enable_lora(2)
+            layer.lora_kernel_b.assign(np.full((2, 5), 0.3, "float32"))
+    layers[0].set_weights(layers[1].get_weights())
+    x = random_inputs((3, 7))
+    # [outputs, d/d inputs (through the dequantized kernel), d/d bias (and the factors)]
+    results = [outputs_and_gradients(layer, x, input_gradient=True) for layer in layers]
+    assert len(results[0]) == len(results[1]) == 3 + 2 * lora
+    for mine, keras_result in zip(*results, strict=True):
+        np.testing.assert_allclose(mine, keras_result, rtol=1e-5, atol=1e-5)
 
 
 def test_dense_quantizes_under_mixed_bfloat16_as_keras():
@@ -307,6 +326,10 @@ def test_float8_training_updates_the_scales_as_keras():
     ours, theirs = pairs
     x, y = random_inputs((8, 6)), random_inputs((8, 4), seed=1)
     scales = {w.name: to_numpy(w) for w in ours.weights if "scale" in w.name or "amax" in w.name}
+    models[0].predict(x, verbose=0)  # inference leaves the scales alone
+    for weight in ours.weights:
+        if weight.name in scales:
+            np.testing.assert_array_equal(to_numpy(weight), scales[weight.name])
     for model in models:
         for _ in range(2):
             _train_one_step(model, x, y)
