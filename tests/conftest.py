@@ -25,16 +25,41 @@ def _seeded_and_float32():
 # that trains the eight reference set-ups with the least CPU time, and skip them elsewhere.
 # Measured with model.fit on the shared, busy 2-core CPU: JAX 69 s of process CPU time in
 # all, TensorFlow 76 s; torch took 23-62 s per image model alone (mlp, cnn, resnet) on a
-# quieter machine. KLAYERS_SLOW_BACKEND picks another backend, or "all".
-SLOW_TESTS_BACKEND = "jax"
+# quieter machine. They run on TensorFlow: JAX's process is the longest of the three (its
+# eager calls compile every op; 16 of the suite's 23 minutes), TensorFlow's has room.
+# KLAYERS_SLOW_BACKEND picks another backend, or "all".
+SLOW_TESTS_BACKEND = "tensorflow"
+
+
+# Parity grids (`@pytest.mark.grid`): a parametrized test that repeats one check over many
+# options of layers written once against keras.ops. JAX compiles every op of an eager call, so
+# each case costs it 5-10 s (TensorFlow and torch: under 1 s). JAX runs the first case of each
+# grid, or with `@pytest.mark.grid("chosen")` the first case of each value of the parameter
+# `chosen` (each formulation, say); TensorFlow and torch run them all; KLAYERS_FULL_GRIDS=1 runs
+# them all on JAX too.
+GRID_PARTIAL_BACKENDS = ("jax",)
 
 
 def pytest_collection_modifyitems(config, items):
-    chosen = os.environ.get("KLAYERS_SLOW_BACKEND", SLOW_TESTS_BACKEND)
     backend = keras.backend.backend()
-    if chosen in ("all", backend):
-        return
-    skip = pytest.mark.skip(reason=f"slow tests run on the {chosen} backend only, not {backend}")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+    chosen = os.environ.get("KLAYERS_SLOW_BACKEND", SLOW_TESTS_BACKEND)
+    if chosen not in ("all", backend):
+        skip = pytest.mark.skip(
+            reason=f"slow tests run on the {chosen} backend only, not {backend}")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip)
+    if backend in GRID_PARTIAL_BACKENDS and not os.environ.get("KLAYERS_FULL_GRIDS"):
+        seen = set()
+        skip = pytest.mark.skip(reason=f"grid: {backend} runs this test's first case only "
+                                       "(KLAYERS_FULL_GRIDS=1 runs all)")
+        for item in items:
+            if "grid" not in item.keywords:
+                continue
+            kept = item.get_closest_marker("grid").args
+            params = getattr(item, "callspec", None)
+            values = tuple(repr(params.params[name]) for name in kept) if params else ()
+            group = (item.path, item.originalname, values)
+            if group in seen:
+                item.add_marker(skip)
+            seen.add(group)

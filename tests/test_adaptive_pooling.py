@@ -85,6 +85,7 @@ def _more_windows_than_positions(shape, size, data_format):
                                                strict=True))
 
 
+@pytest.mark.grid("name")
 @pytest.mark.parametrize("name, shape, size, data_format", GRID)
 def test_matches_reference_and_keras(name, shape, size, data_format):
     if data_format == "channels_first":

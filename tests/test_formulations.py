@@ -89,6 +89,7 @@ FORCED_CONVOLUTION_CASES = [
 ]
 
 
+@pytest.mark.grid("family", "chosen")
 @pytest.mark.parametrize("family, chosen, case", FORCED_CONVOLUTION_CASES)
 def test_forced_convolution_formulation_matches_keras(family, chosen, case):
     name, kwargs, input_shape = case
@@ -135,6 +136,7 @@ def test_pooling_cpu_gets_the_measured_formulations():
         assert _pooling_choices() == expected
 
 
+@pytest.mark.grid("chosen")
 @pytest.mark.parametrize("chosen", ["window_slices", "torch_kernels", KERAS])
 @pytest.mark.parametrize("name, shape, kwargs, padding, data_format", WINDOW_GRID)
 def test_forced_pooling_formulation_matches_keras(chosen, name, shape, kwargs, padding,
@@ -184,6 +186,7 @@ RECURRENT_CASES = {
 }
 
 
+@pytest.mark.grid("chosen")
 @pytest.mark.parametrize("chosen", sorted(recurrent.RECURRENT_PLANS))
 @pytest.mark.parametrize("case", sorted(RECURRENT_CASES))
 def test_forced_recurrent_formulation_matches_keras(chosen, case):

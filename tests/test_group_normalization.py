@@ -35,6 +35,7 @@ def test_group_normalization_contract(kwargs, shape):
     check_layer_contract(lambda: GroupNormalization(**kwargs), shape, trainable_weights=weights)
 
 
+@pytest.mark.grid("way")
 @pytest.mark.parametrize("way", [formulation.KERAS, "per_channel_statistics"])
 @pytest.mark.parametrize("kwargs, shape", [*GROUP_CASES, ({"groups": 2}, (3, 4))])
 def test_group_normalization_matches_keras_in_each_formulation(kwargs, shape, way):

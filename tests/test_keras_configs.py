@@ -41,6 +41,7 @@ CASES = [
 ]
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize("name, kwargs, input_shape", CASES, ids=[c[0] for c in CASES])
 def test_loads_the_config_keras_saves(name, kwargs, input_shape):
     theirs = getattr(keras.layers, name)(**kwargs)

@@ -116,6 +116,7 @@ OPTIONS = {
 }
 
 
+@pytest.mark.grid("kind")
 @pytest.mark.parametrize("option", OPTIONS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_matches_keras_with_mask(kind, option):

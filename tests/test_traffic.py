@@ -1,7 +1,7 @@
 """klayers.bench.traffic: hand-computed byte counts of representative layers, and every layer
 of the standard suite counted (or refused with a reason), its weights and output sizes checked
-against the layer Keras builds (those checks run in the jax test process only: they are the
-same on every backend)."""
+against the layer Keras builds (those checks run in the torch test process only: they are the
+same on every backend, and torch's process is the shortest)."""
 
 import math
 import os
@@ -157,8 +157,8 @@ def _weight_size(variables):
 PARTIAL_READS = ("Embedding", "ReversibleEmbedding", "TokenAndPositionEmbedding")
 
 
-@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "jax",
-                    reason="backend-independent: run once, in the jax test process")
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "torch",
+                    reason="backend-independent: run once, in the torch test process")
 @pytest.mark.parametrize("case", _catalog_cases(), ids=lambda case: case.label[:60])
 def test_weights_and_outputs_agree_with_the_built_layer(case):
     from klayers.bench.worker import measure
