@@ -1,5 +1,6 @@
 """klayers: Keras 3 layers written against keras.ops, for TensorFlow, JAX and PyTorch."""
 
+from keraslayers.layers.activations import ELU, LeakyReLU, PReLU, Softmax
 from keraslayers.layers.attention import Attention, GroupQueryAttention, MultiHeadAttention
 from keraslayers.layers.convolution import (
     Conv1D,
@@ -65,6 +66,7 @@ from keraslayers.layers.regularization import (
     SpatialDropout2D,
     SpatialDropout3D,
 )
+from keraslayers.layers.reshaping import UpSampling1D, UpSampling2D, UpSampling3D
 from keraslayers.layers.residual import Residual
 from keraslayers.layers.transformer import TransformerDecoder, TransformerEncoder
 
@@ -93,6 +95,7 @@ __all__ = [
     "GaussianNoise",
     "GaussianDropout",
     "AlphaDropout",
+    "ELU",
     "Embedding",
     "GRU",
     "GlobalAveragePooling1D",
@@ -104,6 +107,7 @@ __all__ = [
     "GroupQueryAttention",
     "LSTM",
     "LayerNormalization",
+    "LeakyReLU",
     "MaxPooling1D",
     "MaxPooling2D",
     "MaxPooling3D",
@@ -114,6 +118,7 @@ __all__ = [
     "AdaptiveMaxPooling2D",
     "AdaptiveMaxPooling3D",
     "MultiHeadAttention",
+    "PReLU",
     "PositionEmbedding",
     "RMSNormalization",
     "GroupNormalization",
@@ -126,8 +131,12 @@ __all__ = [
     "SeparableConv2D",
     "SimpleRNN",
     "SinePositionEncoding",
+    "Softmax",
     "TokenAndPositionEmbedding",
     "ReversibleEmbedding",
     "TransformerDecoder",
     "TransformerEncoder",
+    "UpSampling1D",
+    "UpSampling2D",
+    "UpSampling3D",
 ]

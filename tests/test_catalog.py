@@ -11,8 +11,9 @@ from keraslayers import catalog
 from tests.contract import check_layer_contract, random_inputs
 
 PACKAGE = pathlib.Path(kl.__file__).parent
-FAMILIES = {"core", "convolution", "deconvolution", "pooling", "recurrent", "normalization",
-            "regularization", "embedding", "attention", "transformer", "residual"}
+FAMILIES = {"core", "activation", "convolution", "deconvolution", "pooling", "reshaping",
+            "recurrent", "normalization", "regularization", "embedding", "attention",
+            "transformer", "residual"}
 
 
 def test_every_public_layer_is_catalogued_once():
@@ -63,6 +64,11 @@ EXAMPLE_WEIGHT_COUNTS = {
     "Dense": (2, 0, 0),
     "Activation": (0, 0, 0),
     "ReLU": (0, 0, 0),
+    "LeakyReLU": (0, 0, 0),
+    "PReLU": (1, 0, 0),
+    "ELU": (0, 0, 0),
+    "Softmax": (0, 0, 0),
+    **dict.fromkeys(["UpSampling1D", "UpSampling2D", "UpSampling3D"], (0, 0, 0)),
     "Conv1D": (2, 0, 0),
     "Conv2D": (2, 0, 0),
     "Conv3D": (2, 0, 0),

@@ -24,8 +24,11 @@ TRAIN_TO_FORWARD = 3
 # subtracts, squares and sums for the variance (3), normalises (2), scales and offsets (2);
 # RMSNormalization squares and sums (2), rescales (1), scales (1); BatchNormalization at
 # inference applies its folded statistics: subtract, multiply, scale, offset.
+# LeakyReLU scales the negative inputs (1); PReLU scales them by its slopes and adds the two
+# parts, as Keras computes it: relu(x) - alpha * relu(-x) (2). ELU and Softmax are left out
+# (None), as Activation is: their work is exponentials, which this module does not count.
 _PER_ELEMENT = {"LayerNormalization": 8, "RMSNormalization": 4, "BatchNormalization": 4,
-                "ReLU": 1}
+                "ReLU": 1, "LeakyReLU": 1, "PReLU": 2}
 
 
 def step_flops(
@@ -148,6 +151,22 @@ def _pooling(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
 
 def _global_pooling(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
     return batch * math.prod(shapes[0])
+
+
+# Taps per axis of UpSampling2D's interpolation kernels; "nearest" only copies (None).
+_INTERPOLATION_TAPS = {"bilinear": 2, "bicubic": 4, "lanczos3": 6, "lanczos5": 10}
+
+
+def _upsampling_2d(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int | None:
+    # A separable resize: the rows first (each new row mixes `taps` input rows, a multiply-add
+    # per tap and element), then the columns of the taller image.
+    taps = _INTERPOLATION_TAPS.get(config.get("interpolation", "nearest").lower())
+    if taps is None:
+        return None
+    (rows, cols), channels = _spatial_and_channels(config, shapes[0])
+    row_factor, col_factor = _tuple(config.get("size", 2), 2)
+    taller = batch * rows * row_factor * cols * channels
+    return 2 * taps * (taller + taller * col_factor)
 
 
 def _without_bias(counter: Callable[[dict, list[tuple[int, ...]], int], int]):
@@ -296,6 +315,7 @@ _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], int | None]] =
     "MultiHeadAttention": _multi_head_attention,
     "GroupQueryAttention": _group_query_attention,
     "Residual": _residual,
+    "UpSampling2D": _upsampling_2d,
 }
 
 # For a training step: the products that read the step's input, whose input gradient no

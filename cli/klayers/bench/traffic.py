@@ -136,6 +136,21 @@ def _same_shape(config: dict, shapes: list[tuple[int, ...]], batch: int) -> Coun
     return Counts(0, _elements(shapes, batch))
 
 
+def _prelu(config: dict, shapes: list[tuple[int, ...]], batch: int) -> Counts:
+    # One slope per element of a sample, 1 along the shared axes (counted from 1).
+    shared = config.get("shared_axes") or []
+    shared = [shared] if isinstance(shared, int) else shared
+    slopes = math.prod(1 if axis + 1 in shared else size for axis, size in enumerate(shapes[0]))
+    return Counts(slopes, _elements(shapes, batch))
+
+
+def _upsampling(rank: int) -> Callable[[dict, list[tuple[int, ...]], int], Counts]:
+    def count(config: dict, shapes: list[tuple[int, ...]], batch: int) -> Counts:
+        return Counts(0, _elements(shapes, batch) * math.prod(_tuple(config.get("size", 2), rank)))
+
+    return count
+
+
 def _dense_weights(config: dict, inputs: int) -> int:
     units = config["units"]
     return inputs * units + (units if config.get("use_bias", True) else 0)
@@ -395,6 +410,9 @@ _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], Counts]] = {
     "Dense": _dense,
     "Activation": _same_shape,
     "ReLU": _same_shape,
+    **{name: _same_shape for name in ("LeakyReLU", "ELU", "Softmax")},
+    "PReLU": _prelu,
+    **{f"UpSampling{rank}D": _upsampling(rank) for rank in (1, 2, 3)},
     "Conv1D": _conv,
     "Conv2D": _conv,
     "Conv3D": _conv,
