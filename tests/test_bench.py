@@ -120,8 +120,10 @@ def write(tmp_path, text, name="suite.yaml"):
         ("cases:\n  - layer: Dense\n    input_shape: [8]\n    modes: [fit]\n", "'fit'"),
         ("cases:\n  - layer: Dense\n    input_shape: [8]\n    colour: red\n", "'colour'"),
         ("cases: []\n", "no cases"),
+        ("cases:\n  - layer: Dense\n    input_shape: [8]\n    quantize: int3\n",
+         "cases[0].quantize: unknown quantization mode 'int3'"),
     ],
-    ids=["yaml", "unknown-layer", "case", "shape", "mode", "key", "empty"],
+    ids=["yaml", "unknown-layer", "case", "shape", "mode", "key", "empty", "quantize"],
 )
 def test_bad_suite_is_a_one_line_error_naming_file_and_key(tmp_path, text, expected):
     path = write(tmp_path, text)
@@ -745,3 +747,88 @@ def test_a_layer_whose_config_leaves_an_output_size_to_its_input_trains():
         batch_size=2, index=0, device="cpu:0")
     records = worker.measure_group([job], WorkerSettings(min_time=0.01, min_rounds=2))
     assert [(record["status"], record["error"]) for record in records] == [("ok", None)]
+
+
+# -- quantized cases ------------------------------------------------------------------------
+
+
+def test_quantize_key_and_option_mark_the_cases_and_their_labels(tmp_path):
+    suite = suites.load_suite(write(tmp_path, """
+        cases:
+          - {layer: Dense, config: {units: 8}, input_shape: [16]}
+          - {layer: Dense, config: {units: 8}, input_shape: [16], quantize: int4}
+    """))
+    plain, int4 = suite.cases
+    assert (plain.quantize, int4.quantize) == (None, "int4")
+    assert int4.label == "Dense(units=8) on 16, int4" and plain.label != int4.label
+    assert [case.quantize for case in suites.quantized(suite.cases, "int8")] == ["int8"] * 2
+    (job,) = [m.to_job() for m in suites.measurements((int4,), "jax", ["cpu:0"], ())
+              if m.mode == "predict"]
+    assert job.quantize == "int4"
+    result = invoke("bench", "--layer", "Dense", "--quantize", "int2")
+    assert result.exit_code == 2 and "'int2'" in result.output
+
+
+def _quantized_jobs(quantize, implementations=("keraslayers", "keras")):
+    from klayers.bench.protocol import MeasurementJob
+
+    return [MeasurementJob(index=i, layer="Dense", kind="catalog", keras_name="Dense",
+                           config={"units": 32}, input_shape=[64], input_dtype="float32",
+                           implementation=implementation, device="cpu:0", dtype="float32",
+                           mode="predict", batch_size=4, quantize=quantize)
+            for i, implementation in enumerate(implementations)]
+
+
+# Dense(32) on 64 inputs: the float32 kernel and bias; int8's kernel in int8 and a float32
+# scale per unit; int4's kernel packed two to a byte, with Keras 3.15's per-group scale, zero
+# point (int8) and group index of each input (float32).
+@pytest.mark.parametrize("quantize, weight_bytes", [
+    (None, 64 * 32 * 4 + 32 * 4),
+    ("int8", 64 * 32 + 32 * 4 + 32 * 4),
+    ("int4", 64 * 32 // 2 + 32 * 4 + 32 * 4 + 32 + 64 * 4),
+])
+def test_a_quantized_case_times_both_layers_quantized_and_counts_their_weight_bytes(
+        quantize, weight_bytes):
+    from klayers.bench.protocol import WorkerSettings
+    from klayers.bench.worker import measure
+
+    records = measure.measure_group(_quantized_jobs(quantize),
+                                    WorkerSettings(min_time=0.01, min_rounds=3))
+    for record in records:
+        assert record["status"] == "ok", record["error"]
+    ours, theirs = records
+    assert ours["weight_bytes"] == theirs["weight_bytes"] == weight_bytes
+    assert theirs["paired_speedup"]["median"] > 0
+
+
+def test_a_layer_without_a_quantized_form_is_skipped_with_the_reason():
+    from klayers.bench.protocol import MeasurementJob, WorkerSettings
+    from klayers.bench.worker import measure
+
+    job = MeasurementJob(index=0, layer="LayerNormalization", kind="catalog",
+                         keras_name="LayerNormalization", config={}, input_shape=[16],
+                         input_dtype="float32", implementation="keraslayers", device="cpu:0",
+                         dtype="float32", mode="predict", batch_size=4, quantize="int8")
+    (record,) = measure.measure_group([job], WorkerSettings(min_time=0.01, min_rounds=3))
+    assert record["status"] == "skipped"
+    assert "no layer of LayerNormalization quantizes to int8" in record["error"]
+
+
+def test_the_quantization_table_compares_with_unquantized_and_keras():
+    from klayers.bench.report import quantization_table
+
+    def record(implementation, quantize, throughput, weight_bytes, speedup=None):
+        return {"layer": "Dense", "config": {"units": 8}, "input_shape": [16],
+                "case": "Dense(units=8) on 16" + (f", {quantize}" if quantize else ""),
+                "backend": "jax", "device": "cpu:0", "dtype": "float32", "mode": "predict",
+                "batch_size": 4, "implementation": implementation, "quantize": quantize,
+                "status": "ok", "throughput": throughput, "weight_bytes": weight_bytes,
+                "paired_speedup": {"median": speedup} if speedup else None}
+
+    table = quantization_table([
+        record("keraslayers", None, 100.0, 4000), record("keraslayers", "int8", 150.0, 1000),
+        record("keras", "int8", 140.0, 1000, speedup=1.07)])
+    (row,) = [[cell.lines[0] for cell in cells] for cells in table.rows]
+    assert row[0] == "Dense(units=8) on 16, int8"
+    assert row[6:] == ["1.50x", "0.001 MB", "4.00x", "1.07x"]
+    assert quantization_table([record("keraslayers", None, 100.0, 4000)]) is None

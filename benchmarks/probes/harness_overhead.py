@@ -3,13 +3,17 @@
 The bench times a step (`predict_on_batch` or `train_on_batch` of a one-layer model) one call
 at a time, in blocks that alternate between implementations, and reports the median. This
 probe builds the very same step the bench's worker builds (`measure._keras_step`: the same
-model, compile settings and input tensors) and times it two ways, alternately, three times:
+model, compile settings and input tensors) and times it two ways, alternately, ROUNDS times:
 
 - harness: `measure.measure_group` on that one measurement, as `klayers bench` runs it;
-- hand: a plain loop, `for _ in range(n): step()`, timed as a whole, divided by n, the median
-  of 10 such loops of about 0.1 s each.
+- hand: the loop a user writes, `for _ in range(n): t = perf_counter(); step(); ...`, for as
+  long as the harness's minimum time, summarised by the same statistic (the median step).
 
-It prints, per case and mode, both medians and harness / hand; above 1 the harness adds time.
+Each round gives one ratio, harness median / hand median, from two timings a second apart;
+the probe prints the median ratio over the rounds and its 25th-75th percentiles. Pairing by
+round is what resolves a few percent on a shared machine: medians of whole runs taken minutes
+apart moved by up to 20%. It also prints hand's whole-loop mean over its median, to show how
+far the choice of statistic alone moves a figure.
 
 Run: `KERAS_BACKEND=jax python benchmarks/probes/harness_overhead.py` (and tensorflow, torch),
 from the repository root with the package installed (`make install`).
@@ -19,6 +23,7 @@ import statistics
 import time
 
 import keras
+import numpy as np
 
 from klayers.bench.protocol import MeasurementJob, WorkerSettings
 from klayers.bench.worker import measure
@@ -28,40 +33,43 @@ CASES = [  # (layer, config, input shape, batch): a few microseconds to a few mi
     ("Dense", {"units": 1024}, [1024], 32),
     ("Conv2D", {"filters": 32, "kernel_size": 3, "padding": "same"}, [32, 32, 16], 16),
 ]
-ROUNDS = 3
-SETTINGS = WorkerSettings(min_time=1.0, min_rounds=10)
+ROUNDS = 11
+SETTINGS = WorkerSettings(min_time=0.5, min_rounds=10)
 
 
-def hand_loop_ms(step, loops=10, seconds=0.1):
-    start = time.perf_counter()
-    step()
-    calls = max(1, int(seconds / max(time.perf_counter() - start, 1e-7)))
+def hand_loop(step, seconds=SETTINGS.min_time, min_steps=SETTINGS.min_rounds):
+    """Per-step seconds of a plain loop lasting `seconds` (and at least `min_steps` steps)."""
     times = []
-    for _ in range(loops):
+    while sum(times) < seconds or len(times) < min_steps:
         start = time.perf_counter()
-        for _ in range(calls):
-            step()
-        times.append((time.perf_counter() - start) / calls * 1e3)
-    return statistics.median(times)
+        step()
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def main():
-    print(f"backend {keras.backend.backend()}; harness / hand-written loop, median step ms")
+    print(f"backend {keras.backend.backend()}; {ROUNDS} rounds; harness / hand-written loop, "
+          "median step time: median over rounds [25th-75th percentile]")
     for layer, config, shape, batch in CASES:
         for mode in ("predict", "train"):
             job = MeasurementJob(index=0, layer=layer, kind="catalog", keras_name=layer,
                                  config=config, input_shape=shape, input_dtype="float32",
                                  implementation="keraslayers", device="cpu:0",
                                  dtype="float32", mode=mode, batch_size=batch)
-            step, _ = measure._keras_step(job, SETTINGS, {})
-            harness, hand = [], []
+            step, _, _ = measure._keras_step(job, SETTINGS, {})
+            hand_loop(step, seconds=0.2)  # compile and warm up, as the harness does
+            ratios, medians, mean_over_median = [], [], []
             for _ in range(ROUNDS):
                 (record,) = measure.measure_group([job], SETTINGS)
-                harness.append(record["latency_ms"]["median"])
-                hand.append(hand_loop_ms(step))
-            h, m = statistics.median(harness), statistics.median(hand)
-            print(f"{layer}({config}) on {shape} b{batch} {mode}: harness {h:.4g} ms, "
-                  f"hand {m:.4g} ms, harness/hand {h / m:.3f}")
+                times = hand_loop(step)
+                hand = statistics.median(times) * 1e3
+                ratios.append(record["latency_ms"]["median"] / hand)
+                medians.append(hand)
+                mean_over_median.append(statistics.fmean(times) * 1e3 / hand)
+            low, mid, high = np.percentile(ratios, [25, 50, 75])
+            print(f"{layer}({config}) on {shape} b{batch} {mode}: step {np.median(medians):.4g} "
+                  f"ms, harness/hand {mid:.3f} [{low:.3f}-{high:.3f}], hand mean/median "
+                  f"{np.median(mean_over_median):.3f}", flush=True)
 
 
 if __name__ == "__main__":

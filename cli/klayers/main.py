@@ -197,6 +197,9 @@ def _baselines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
               help="Replace the cases' dtype policies (repeatable).")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(suites.MODES),
               help="Replace the cases' modes (repeatable).")
+@click.option("--quantize", type=click.Choice(suites.QUANTIZE_MODES),
+              help="Quantize every case (model.quantize(MODE), ours and Keras's layer) before "
+                   "timing it.")
 @click.option("--min-time", type=click.FloatRange(min=0, min_open=True),
               help="Seconds of timed steps per measurement, at least (default: the suite's, or 1).")
 @click.option("--min-rounds", default=10, show_default=True, type=click.IntRange(min=1),
@@ -295,6 +298,11 @@ def bench(**options: Any) -> None:
 
 def _cases(options: dict[str, Any]) -> tuple[str, tuple[suites.Case, ...], float | None]:
     """The run's name, its cases (filtered and overridden by the options), the suite min_time."""
+    name, cases, min_time = _selected_cases(options)
+    return name, suites.quantized(cases, options["quantize"]), min_time
+
+
+def _selected_cases(options: dict[str, Any]) -> tuple[str, tuple[suites.Case, ...], float | None]:
     batch_sizes = tuple(options["batch_sizes"]) or (32,)
     dtypes = tuple(options["dtypes"]) or ("float32",)
     modes = tuple(options["modes"]) or suites.MODES

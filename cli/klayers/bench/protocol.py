@@ -51,6 +51,7 @@ class MeasurementJob:
     dtype: str
     mode: str
     batch_size: int
+    quantize: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -108,7 +109,8 @@ class Ready:
 @dataclass
 class Record:
     """One measurement's figures, measured or failed (status "ok", "error", "timeout",
-    "skipped"); latency_ms and paired_speedup are statistics.summarize's summaries."""
+    "skipped"); latency_ms and paired_speedup are statistics.summarize's summaries;
+    weight_bytes is what the timed model's weights take (after quantization, if any)."""
 
     index: int
     implementation: str
@@ -124,6 +126,7 @@ class Record:
     rounds: int = 0
     throughput: float | None = None
     peak_memory_mb: float | None = None
+    weight_bytes: int | None = None
     jit_compile: bool | None = None
     paired_speedup: dict[str, float] | None = None
 
@@ -153,4 +156,4 @@ class Record:
 RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
 # What a stored result takes from the worker's record, beside what the measurement says.
 FIGURES = ("status", "error", "throughput", "latency_ms", "rounds", "first_call_s",
-           "peak_memory_mb", "jit_compile", "paired_speedup")
+           "peak_memory_mb", "weight_bytes", "jit_compile", "paired_speedup")

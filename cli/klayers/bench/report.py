@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,40 @@ def roofline_table(records: list[dict[str, Any]]) -> CaseTable | None:
     return table
 
 
+def quantization_table(records: list[dict[str, Any]]) -> CaseTable | None:
+    """Each of our quantized measurements against the same case unquantized (throughput and
+    weight bytes) and against Keras's layer quantized the same way; None without any."""
+    def key(record: dict[str, Any], implementation: str, quantize: str | None) -> tuple:
+        return (record["layer"], json.dumps(record["config"], sort_keys=True),
+                str(record["input_shape"]), record["backend"], record["device"],
+                record["dtype"], record["mode"], record["batch_size"], implementation, quantize)
+
+    measured = {key(r, r["implementation"], r.get("quantize")): r for r in records
+                if r["status"] == "ok"}
+    quantized = [r for r in records if r.get("quantize") and r["implementation"] in OURS
+                 and r["status"] == "ok"]
+    if not quantized:
+        return None
+    header = ["case", "backend", "device", "mode", "batch", "throughput", "vs unquantized",
+              "weights", "smaller by", "vs Keras quantized"]
+    table = CaseTable("Quantized layers: against the same case unquantized and against Keras's "
+                      "quantized layer (throughput ratios; weight bytes)", header, [])
+    for record in quantized:
+        plain = measured.get(key(record, record["implementation"], None))
+        keras_record = measured.get(key(record, "keras", record["quantize"]))
+        speed = (f"{record['throughput'] / plain['throughput']:.2f}x" if plain else "-")
+        weights = record.get("weight_bytes")
+        smaller = (f"{plain['weight_bytes'] / weights:.2f}x"
+                   if plain and weights and plain.get("weight_bytes") else "-")
+        versus = (keras_record.get("paired_speedup") or {}).get("median") if keras_record else None
+        table.rows.append([Cell([text]) for text in (
+            record["case"], record["backend"], record["device"], record["mode"],
+            str(record["batch_size"]), format_throughput(record["throughput"]), speed,
+            f"{weights / 1e6:.3g} MB" if weights else "-", smaller,
+            f"{versus:.2f}x" if versus else "-")])
+    return table
+
+
 def _summary_cell(row: Row | None, backend: str, counts: dict[str, int]) -> Cell:
     ratio = row.baseline_ratio(backend, "keras") if row else None
     if ratio is None:
@@ -223,7 +258,8 @@ def write_reports(output: Path, environment: dict[str, Any], records: list[dict]
     charts = chart_files.write_charts(output, records, backends_in(records), layer_families(),
                                       KERAS_RATIO_TARGET, environment)
     summary, roofline = keras_summary(records), roofline_table(records)
-    tables = [table for table in (summary, roofline) if table] + case_tables(records)
+    quantization = quantization_table(records)
+    tables = [table for table in (summary, quantization, roofline) if table] + case_tables(records)
     write_atomic(output / "report.md", markdown(environment, tables, charts))
     images = {name: (output / name).read_bytes() for name in charts}
     write_atomic(output / "report.html", html_page(environment, tables, images))

@@ -27,10 +27,10 @@ from klayers.process import write_atomic
 OURS = ("keraslayers", "custom", "model")
 CSV_COLUMNS = (
     "layer", "case", "implementation", "backend", "device", "device_model", "dtype", "mode",
-    "batch_size", "input_shape", "status", "throughput", "latency_ms_median", "latency_ms_p25",
-    "latency_ms_p75", "rounds", "first_call_s", "flops", "gflops", "peak_fraction",
-    "bytes", "gbytes_per_s", "roofline_fraction", "peak_memory_mb", "jit_compile", "noisy",
-    "paired_speedup", "error", "config",
+    "batch_size", "input_shape", "quantize", "status", "throughput", "latency_ms_median",
+    "latency_ms_p25", "latency_ms_p75", "rounds", "first_call_s", "flops", "gflops",
+    "peak_fraction", "bytes", "gbytes_per_s", "roofline_fraction", "peak_memory_mb",
+    "weight_bytes", "jit_compile", "noisy", "paired_speedup", "error", "config",
 )
 
 
@@ -51,6 +51,7 @@ def make_record(
         "mode": measurement.mode,
         "batch_size": measurement.batch_size,
         "input_shape": _json_shape(case.input_shape),
+        "quantize": case.quantize,
         "config": case.config,
         **{key: measured.get(key) for key in FIGURES},
         "flops": None,

@@ -10,6 +10,8 @@ A suite file (configs/bench/*.yaml) looks like
         config: {units: 256}      # constructor arguments, as from_config takes them
         input_shape: [256]        # without the batch axis; a list of shapes for several inputs
         batch_sizes: [32, 256]    # optional, overrides the defaults (as dtypes and modes do)
+        quantize: int8            # optional: `model.quantize(mode)` before timing (int8, int4,
+                                  # float8), ours and Keras's layer alike
     catalog: {scales: [1, 4]}     # optional: every catalogue example, its sizes times each scale
 
 Every mistake is a `SuiteError` naming the file, the key and the value.
@@ -17,6 +19,7 @@ Every mistake is a `SuiteError` naming the file, the key and the value.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import importlib.util
 import itertools
@@ -35,8 +38,11 @@ SUITES_DIR = configs.folder("bench")
 MODES = ("predict", "train")
 DTYPE_POLICIES = ("float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
 BASELINES = ("keras", "native")
-_CASE_KEYS = {"layer", "config", "input_shape", "input_dtype", "batch_sizes", "dtypes", "modes"}
-_MODEL_CASE_KEYS = {"model", "batch_sizes", "dtypes", "modes"}
+# The modes of Keras's `quantize` that need no calibration data (gptq and awq need a dataset).
+QUANTIZE_MODES = ("int8", "int4", "float8")
+_CASE_KEYS = {"layer", "config", "input_shape", "input_dtype", "batch_sizes", "dtypes", "modes",
+              "quantize"}
+_MODEL_CASE_KEYS = {"model", "batch_sizes", "dtypes", "modes", "quantize"}
 _LENGTH_BOUNDS = ("sequence_length",)
 _SUITE_KEYS = {"description", "min_time", "defaults", "cases", "catalog"}
 
@@ -51,7 +57,8 @@ class Case:
 
     `kind` says where the layer comes from: "catalog" (a keraslayers layer by name), "custom"
     (`layer` is "package.module:Class") or "model" (`layer` is the path of a .keras file).
-    `keras_name` is the Keras layer to compare with, when there is one.
+    `keras_name` is the Keras layer to compare with, when there is one. `quantize` is the
+    mode the model is quantized to before it is timed (None: not quantized).
     """
 
     layer: str
@@ -63,14 +70,17 @@ class Case:
     input_dtype: str = "float32"
     kind: str = "catalog"
     keras_name: str | None = None
+    quantize: str | None = None
 
     @property
     def label(self) -> str:
-        """A short name that tells cases of the same layer apart: layer, arguments, shape."""
+        """A short name that tells cases of the same layer apart: layer, arguments, shape
+        (and the quantization mode)."""
+        quantized = f", {self.quantize}" if self.quantize else ""
         if self.kind == "model":
-            return Path(self.layer).name
+            return Path(self.layer).name + quantized
         arguments = ", ".join(f"{key}={_short(value)}" for key, value in self.config.items())
-        return f"{self.layer}({arguments}) on {shape_text(self.input_shape)}"
+        return f"{self.layer}({arguments}) on {shape_text(self.input_shape)}{quantized}"
 
 
 @dataclass(frozen=True)
@@ -100,7 +110,7 @@ class Measurement:
             index=self.index, layer=case.layer, kind=case.kind, keras_name=case.keras_name,
             config=case.config, input_shape=case.input_shape, input_dtype=case.input_dtype,
             implementation=self.implementation, device=self.device, dtype=self.dtype,
-            mode=self.mode, batch_size=self.batch_size,
+            mode=self.mode, batch_size=self.batch_size, quantize=case.quantize,
         )
 
 
@@ -215,6 +225,22 @@ def parse_input_shape(text: str) -> tuple:
     return shapes[0] if len(shapes) == 1 else tuple(shapes)
 
 
+def quantized(cases: tuple[Case, ...], mode: str | None) -> tuple[Case, ...]:
+    """`--quantize MODE`: every case quantized to `mode` (the cases as they are for None)."""
+    if mode is None:
+        return cases
+    mode = _quantize_mode(mode, "--quantize")
+    return tuple(dataclasses.replace(case, quantize=mode) for case in cases)
+
+
+def _quantize_mode(value: Any, where: str) -> str | None:
+    if value is None or value in QUANTIZE_MODES:
+        return value
+    raise SuiteError(f"{where}: unknown quantization mode {value!r}; expected one of "
+                     f"{', '.join(QUANTIZE_MODES)} (gptq and awq need calibration data, which "
+                     "a benchmark does not have)")
+
+
 def select(cases: tuple[Case, ...], patterns: tuple[str, ...]) -> tuple[Case, ...]:
     """The cases whose layer name matches one of the globs (all of them without a pattern)."""
     if not patterns:
@@ -262,7 +288,8 @@ def _parse_case(entry: Any, defaults: dict, records: dict, where: str,
         if path.suffix != ".keras" or not path.is_file():
             raise SuiteError(f"{where}.model: no .keras file at {str(path)!r}")
         return Case(str(path.resolve()), {}, (), **_measured_as(entry, defaults, where),
-                    kind="model")
+                    kind="model", quantize=_quantize_mode(entry.get("quantize"),
+                                                          f"{where}.quantize"))
     _check_keys(entry, _CASE_KEYS, where, "a case")
     layer = entry.get("layer")
     custom = isinstance(layer, str) and ":" in layer
@@ -284,6 +311,7 @@ def _parse_case(entry: Any, defaults: dict, records: dict, where: str,
         layer, config, shape, **_measured_as(entry, defaults, where),
         input_dtype=str(entry.get("input_dtype", default_dtype)),
         kind="custom" if custom else "catalog", keras_name=keras_name,
+        quantize=_quantize_mode(entry.get("quantize"), f"{where}.quantize"),
     )
 
 

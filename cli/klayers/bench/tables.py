@@ -11,6 +11,7 @@ from klayers.bench.report import (
     case_tables,
     format_latency,
     keras_summary,
+    quantization_table,
     roofline_table,
 )
 
@@ -39,10 +40,11 @@ def case_table(table: CaseTable) -> Table:
 
 
 def print_run_tables(console, records: list[dict]) -> None:
-    """A run's case tables, then those farthest from their roofline, then the ours/Keras
-    summary, the figure to read last."""
+    """A run's case tables, then those farthest from their roofline, the quantized layers,
+    then the ours/Keras summary, the figure to read last."""
     summary, roofline = keras_summary(records), roofline_table(records)
-    for table in case_tables(records) + [table for table in (roofline, summary) if table]:
+    last = (roofline, quantization_table(records), summary)
+    for table in case_tables(records) + [table for table in last if table]:
         console.print(case_table(table))
         for note in table.notes:
             console.print(escape(note))

@@ -233,10 +233,10 @@ def measure_group(jobs: list[MeasurementJob], settings: WorkerSettings) -> list[
             memory = _MemoryMeter(job.device)
             try:
                 if job.implementation == "native":
-                    step, records[position]["jit_compile"] = _native_step(job, settings)
+                    step, jit, weight_bytes = _native_step(job, settings)
                 else:
-                    step, records[position]["jit_compile"] = _keras_step(
-                        job, settings, shared_inputs)
+                    step, jit, weight_bytes = _keras_step(job, settings, shared_inputs)
+                records[position].update(jit_compile=jit, weight_bytes=weight_bytes)
                 first_call, step_estimates[position] = _warm_up(step, settings.min_time)
             except Exception as error:  # noqa: BLE001  (any failure of a case is that case's result)
                 records[position].update(_failure(error))
@@ -275,7 +275,7 @@ def _failure(error: Exception) -> dict[str, Any]:
 def group_key(job: MeasurementJob) -> tuple:
     """What a case's implementations share: they are measured together (`measure_group`)."""
     return (job.layer, json.dumps(job.config, sort_keys=True), str(job.input_shape),
-            job.device, job.dtype, job.mode, job.batch_size)
+            job.device, job.dtype, job.mode, job.batch_size, job.quantize)
 
 
 def groups(jobs: list[MeasurementJob]) -> list[list[MeasurementJob]]:
@@ -452,15 +452,19 @@ def _input_scale_layer() -> Any:
     return InputScale(name="input_scale")
 
 
-def _keras_step(job: MeasurementJob, settings: WorkerSettings,
-                shared_inputs: dict[tuple, list[Any]]) -> tuple[Callable[[], None], Any]:
-    """A predict or train step through Keras's own compiled functions, and its jit setting.
+def _keras_step(job: MeasurementJob, settings: WorkerSettings, shared_inputs: dict[tuple, list[Any]]
+                ) -> tuple[Callable[[], None], Any, int]:
+    """A predict or train step through Keras's own compiled functions, its jit setting and the
+    bytes its weights take (after quantization, for a quantized case).
 
     `shared_inputs` maps `(shapes, dtype)` to tensors already converted for another
     implementation of the same case; they are reused, and new ones are added to it.
     """
 
     model, shapes, input_dtype = _keras_model(job)
+    if job.quantize:
+        _quantize(model, job)
+    weight_bytes = sum(keras.ops.convert_to_numpy(w).nbytes for w in model.weights)
     jit = True if keras.backend.backend() == "torch" and settings.torch_compile else "auto"
     model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse", jit_compile=jit)
     # Converted once, here, so that the timed steps copy nothing from the host.
@@ -480,15 +484,27 @@ def _keras_step(job: MeasurementJob, settings: WorkerSettings,
     target = keras.ops.convert_to_tensor(np.zeros(output_shape, "float32"))
     # Both return NumPy values, so each step ends only when its result is on the host.
     if job.mode == "predict":
-        return (lambda: model.predict_on_batch(x)), model.jit_compile
-    return (lambda: model.train_on_batch(x, target)), model.jit_compile
+        return (lambda: model.predict_on_batch(x)), model.jit_compile, weight_bytes
+    return (lambda: model.train_on_batch(x, target)), model.jit_compile, weight_bytes
 
 
-def _native_step(job: MeasurementJob, settings: WorkerSettings) -> tuple[Callable[[], None], Any]:
+def _quantize(model: Any, job: MeasurementJob) -> None:
+    """`model.quantize(job.quantize)`; a model with no layer that quantizes is skipped, not
+    timed as if it were quantized."""
+    model.quantize(job.quantize)
+    if not any(layer.quantization_mode for layer in model._flatten_layers()):
+        raise _Skipped(f"no layer of {job.layer} quantizes to {job.quantize} "
+                       f"(in the {job.implementation} implementation)")
+
+
+def _native_step(job: MeasurementJob, settings: WorkerSettings
+                 ) -> tuple[Callable[[], None], Any, int]:
     """The torch.nn equivalent of the layer, run as PyTorch users run it (channels first)."""
 
     if keras.backend.backend() != "torch":
         raise _Skipped("the native baseline is torch.nn, on the torch backend only")
+    if job.quantize:
+        raise _Skipped("the native baseline is not quantized (torch.nn has no such mode)")
     if job.dtype != "float32":
         raise _Skipped("the native baseline runs in float32 only")
     import torch
@@ -500,6 +516,8 @@ def _native_step(job: MeasurementJob, settings: WorkerSettings) -> tuple[Callabl
         module = _native_input_scale(module)
     device = torch.device("cuda" if job.device.startswith("gpu") else "cpu")
     module = module.to(device)
+    weight_bytes = sum(t.numel() * t.element_size()
+                       for t in [*module.parameters(), *module.buffers()])
     if settings.torch_compile:
         module = torch.compile(module)
     arrays = _inputs(job, shapes, job.input_dtype)
@@ -517,7 +535,7 @@ def _native_step(job: MeasurementJob, settings: WorkerSettings) -> tuple[Callabl
                 module(*x)
             synchronize()
 
-        return predict, settings.torch_compile
+        return predict, settings.torch_compile, weight_bytes
     module.train()
     with torch.no_grad():
         target = torch.zeros_like(module(*x))
@@ -530,7 +548,7 @@ def _native_step(job: MeasurementJob, settings: WorkerSettings) -> tuple[Callabl
         optimizer.step()
         synchronize()
 
-    return train, settings.torch_compile
+    return train, settings.torch_compile, weight_bytes
 
 
 def _native_input_scale(module: Any) -> Any:
