@@ -117,7 +117,28 @@ def test_residual_around_a_dense_with_projection():
     assert forward_flops("Residual", {"layer": inner}, (8,), 4) == dense + dense + rows * 12
 
 
-@pytest.mark.parametrize("layer", ["Embedding", "Dropout", "Activation", "NoSuchLayer"])
+def test_leaky_and_parametric_relu_per_element():
+    assert forward_flops("LeakyReLU", {"negative_slope": 0.2}, (6, 8), 4) == 4 * 48
+    # relu(x) - alpha * relu(-x): a multiply and a subtraction per element.
+    assert forward_flops("PReLU", {"shared_axes": [1]}, (6, 8), 4) == 2 * 4 * 48
+    assert step_flops("PReLU", {}, (6, 8), 4, "train") == 3 * 2 * 4 * 48
+
+
+def test_upsampling2d_interpolation_is_a_separable_resize():
+    # 2 images of 3x4x5, size (2, 3), bilinear (2 taps): rows first (6x4x5 outputs of 2 taps),
+    # then columns (6x12x5 outputs of 2 taps); a multiply-add is 2 FLOPs.
+    config = {"size": [2, 3], "interpolation": "bilinear"}
+    assert forward_flops("UpSampling2D", config, (3, 4, 5), 2) == (
+        2 * 2 * (2 * 6 * 4 * 5 + 2 * 6 * 12 * 5))
+    channels_first = {**config, "interpolation": "Bicubic", "data_format": "channels_first"}
+    assert forward_flops("UpSampling2D", channels_first, (5, 3, 4), 2) == (
+        2 * 4 * (2 * 6 * 4 * 5 + 2 * 6 * 12 * 5))
+    assert forward_flops("UpSampling2D", {"size": 2}, (3, 4, 5), 2) is None  # nearest copies
+
+
+@pytest.mark.parametrize("layer", ["Embedding", "Dropout", "Activation", "NoSuchLayer",
+                                   "ELU", "Softmax", "UpSampling1D", "UpSampling2D",
+                                   "UpSampling3D"])
 def test_layers_without_meaningful_flops_give_none(layer):
     assert step_flops(layer, {"input_dim": 10, "output_dim": 4, "rate": 0.5}, (6,), 2) is None
 

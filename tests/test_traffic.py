@@ -79,6 +79,30 @@ def test_dropout_by_hand():
         2 * x + 3 * x + 2 * x + x)
 
 
+def test_activations_by_hand():
+    x = 2 * 6 * 8 * F32
+    for layer in ("LeakyReLU", "ELU", "Softmax"):
+        assert step_bytes(layer, {}, (6, 8), 2) == 2 * x
+        assert step_bytes(layer, {}, (6, 8), 2, "train") == 2 * x + 3 * x + 2 * x + x
+    # PReLU's alpha (6, 8), or (1, 8) shared along axis 1; no input gradient (it has weights).
+    alpha = 6 * 8 * F32
+    assert step_bytes("PReLU", {}, (6, 8), 2) == x + alpha + x
+    assert step_bytes("PReLU", {"shared_axes": [1]}, (6, 8), 2) == x + 8 * F32 + x
+    assert step_bytes("PReLU", {"shared_axes": 2}, (6, 8), 2) == x + 6 * F32 + x
+    assert step_bytes("PReLU", {}, (6, 8), 2, "train") == (
+        (x + alpha + x) + 3 * x + (x + x + alpha) + 3 * alpha)
+
+
+def test_upsampling_writes_size_times_the_input():
+    x = 2 * 4 * 3 * F32
+    assert step_bytes("UpSampling1D", {"size": 3}, (4, 3), 2) == x + 3 * x
+    assert step_bytes("UpSampling2D", {"size": [2, 3]}, (4, 4, 3), 2) == 4 * x + 6 * 4 * x
+    assert step_bytes("UpSampling3D", {}, (2, 4, 4, 3), 1) == 4 * x + 8 * 4 * x
+    y = 3 * x
+    assert step_bytes("UpSampling1D", {"size": 3}, (4, 3), 2, "train") == (
+        (x + y) + 3 * y + (y + x) + x)
+
+
 def test_lstm_by_hand():
     # LSTM(3) on 5 steps of 2 features: kernel (2, 12), recurrent (3, 12), bias (12,).
     x, w, y = 2 * 5 * 2 * F32, ((2 + 3) * 12 + 12) * F32, 2 * 3 * F32

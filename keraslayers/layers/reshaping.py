@@ -48,6 +48,7 @@ def bilinear_upsample(x, factor: int, axis: int):
     """
     if factor == 1:
         return x
+    x = ops.convert_to_tensor(x)
     length = ops.shape(x)[axis]  # a tensor where the size is unknown until run time
     positions = ops.arange(length)
     previous = ops.take(x, ops.maximum(positions - 1, 0), axis=axis)
