@@ -46,6 +46,9 @@ class Dense(Quantizable, LoRA, keras.layers.Layer):
     `kernel_zero` `(groups, units)`, `g_idx`), "float8" (float8 quantize-dequantize of
     inputs, kernel and output gradient, with scales and amax histories updated by training).
     LoRA works on int8 and int4 layers (the quantized kernel frozen, the factors trained).
+    A config with a GPTQ dtype policy (`dtype="gptq/4/128_from_float32"`) builds Keras's
+    GPTQ weights, to load a GPTQ-calibrated Keras Dense's (`quantize("gptq")` is refused:
+    Keras's calibration pass only finds Keras's own Dense).
 
     Input shape:
         `(batch, ..., input_dim)`, rank >= 2.
@@ -67,6 +70,7 @@ class Dense(Quantizable, LoRA, keras.layers.Layer):
     """
 
     _quantization_modes = ("int8", "int4", "float8")
+    _loading_modes = ("gptq",)
 
     def __init__(
         self,
@@ -108,7 +112,7 @@ class Dense(Quantizable, LoRA, keras.layers.Layer):
         # first, as Keras does (the file order and `weights` order follow from it).
         if mode:
             self.quantized_build((input_dim, self.units), mode, self.quantization_config)
-        if mode not in ("int8", "int4"):
+        if mode not in ("int8", "int4", "gptq"):
             self._kernel = self.add_weight(
                 name="kernel",
                 shape=(input_dim, self.units),
@@ -159,6 +163,7 @@ class Dense(Quantizable, LoRA, keras.layers.Layer):
             "float8": ("_kernel", "bias", "inputs_scale", "inputs_amax_history",
                        "kernel_scale", "kernel_amax_history", "outputs_grad_scale",
                        "outputs_grad_amax_history"),
+            "gptq": ("bias", "quantized_kernel", "kernel_scale", "kernel_zero", "g_idx"),
         }[mode]
 
     def _quantize_int8(self, config):
@@ -248,8 +253,46 @@ class Dense(Quantizable, LoRA, keras.layers.Layer):
                 **{**settings, "initializer": "zeros"},
             ))
 
+    def _gptq_build(self, kernel_shape, config=None):
+        policy = quantization.layer_policy(self)
+        bits, group_size = policy.weight_bits, policy.group_size
+        input_dim, units = kernel_shape
+        groups = 1 if group_size == -1 else -(-input_dim // group_size)
+        # Transposed, as Keras stores it: (units, input_dim), 4-bit values packed along the
+        # units: (ceil(units / 2), input_dim).
+        self.quantized_kernel = self.add_weight(
+            name="kernel", shape=((units + 1) // 2 if bits == 4 else units, input_dim),
+            initializer="zeros", dtype="uint8", trainable=False,
+        )
+        self.kernel_scale = self.add_weight(
+            name="kernel_scale", shape=(units, groups), initializer="ones", trainable=False
+        )
+        self.kernel_zero = self.add_weight(
+            name="kernel_zero", shape=(units, groups), initializer="zeros", dtype="uint8",
+            trainable=False,
+        )
+        self.g_idx = self.add_weight(
+            name="g_idx", shape=(input_dim,), initializer="zeros", dtype="float32",
+            trainable=False,
+        )
+        self._gptq_bits = bits
+
+    def _dequantized_gptq_kernel(self):
+        kernel = self.quantized_kernel
+        if self._gptq_bits == 4:
+            kernel = keras.quantizers.unpack_int4(kernel, self.units, axis=0, dtype="uint8")
+        # (units, input_dim), groups along the input axis -> (input_dim, units)
+        return ops.transpose(quantization.dequantize_grouped(
+            kernel, self.kernel_scale, self.kernel_zero, self.g_idx, group_axis=-1
+        ))
+
+    def _gptq_call(self, inputs, training=None):
+        return self._bias_and_activation(ops.matmul(inputs, self._dequantized_gptq_kernel()))
+
     def _dequantized_weight(self):
         """The float kernel `(input_dim, units)` the quantized one stands for."""
+        if self.quantization_mode == "gptq":
+            return self._dequantized_gptq_kernel()
         kernel = self._kernel
         if self.quantization_mode == "int4":
             kernel = keras.quantizers.unpack_int4(kernel, self.units, axis=-1)

@@ -17,6 +17,10 @@ file loads). The quantized weights have Keras's names, shapes, dtypes and order:
   inputs, kernel and output gradient; training overwrites them with their new values (their
   "gradients"), as Keras's `overwrite_with_gradient` variables.
 
+Dense also builds Keras's GPTQ weights from a config with a GPTQ dtype policy and computes
+with them as Keras's does; it refuses `quantize("gptq")`, since Keras's calibration pass only
+finds Keras's own Dense and EinsumDense.
+
 Errors name the layer: an unknown mode, a mode the layer does not quantize to (a
 `QuantizationModeError`, which `Model.quantize` skips with a warning, as it skips Keras's
 layers), an unbuilt layer, a second `quantize`; they are raised before anything changes.
@@ -70,7 +74,8 @@ def quantization_config(layer, value):
     )
 
 
-def _layer_policy(layer):
+def layer_policy(layer):
+    """The layer's own dtype policy (its entry in a DTypePolicyMap)."""
     policy = layer.dtype_policy
     if isinstance(policy, dtype_policies.DTypePolicyMap) and layer.path:
         return policy[layer.path]
@@ -83,7 +88,7 @@ def int4_block_size(layer, config) -> int | None:
     if isinstance(config, Int4QuantizationConfig):
         block_size = config.block_size
     else:
-        block_size = getattr(_layer_policy(layer), "block_size", None)
+        block_size = getattr(layer_policy(layer), "block_size", None)
     return None if block_size is None or block_size == -1 else int(block_size)
 
 
@@ -211,7 +216,8 @@ def float8_gradient_qdq(layer):
 class Quantizable:
     """Mixin giving a layer Keras's quantization API.
 
-    A subclass lists its `_quantization_modes`, names the class that quantizes
+    A subclass lists its `_quantization_modes` (and `_loading_modes`: modes it builds from
+    a quantized config but cannot quantize to, Dense's "gptq"), names the class that quantizes
     (`_quantizing_class`: its subclasses refuse `quantize` unless `type_check=False`, as
     Keras's layers refuse theirs), defines `_<mode>_build(shape, config)` (the quantized
     variables), `_<mode>_call` (the quantized forward pass), `_quantize_<mode>(config)`
@@ -222,6 +228,9 @@ class Quantizable:
     """
 
     _quantization_modes: tuple[str, ...] = ("int8", "int4")
+    # Modes the layer builds (from a quantized config, to load calibrated weights) but
+    # cannot quantize to itself.
+    _loading_modes: tuple[str, ...] = ()
     _quantizing_class: type | None = None
 
     def __new__(cls, *args, **kwargs):
@@ -279,6 +288,14 @@ class Quantizable:
                 f"{described}: already quantized (dtype_policy="
                 f"'{self.dtype_policy.name}'); a layer quantizes once, received mode={mode!r}."
             )
+        if mode in self._loading_modes:
+            raise QuantizationModeError(
+                f"{described}: cannot quantize to mode={mode!r}: Keras's {mode} calibration "
+                "pass (`Model.quantize`) only finds keras.layers.Dense and EinsumDense "
+                "layers, so it would leave this one uncalibrated. A layer whose config holds "
+                f"a {mode} dtype policy does build and load calibrated {mode} weights "
+                "(Keras's, through `load_weights`)."
+            )
         if mode not in self._quantization_modes:
             raise self._quantization_mode_error(mode)
         if mode == "int8" and self.compute_dtype == "float16":
@@ -298,7 +315,7 @@ class Quantizable:
         """Setting an int4 policy on a built layer (`layer.dtype_policy = "int4/32_from_
         float32"`) quantizes it with the policy's block size; Keras's default config (blocks
         of 128) would build weights the policy's name contradicts."""
-        block_size = getattr(_layer_policy(self), "block_size", None)
+        block_size = getattr(layer_policy(self), "block_size", None)
         return None if block_size is None else Int4QuantizationConfig(block_size=block_size)
 
     def _quantization_mode_error(self, mode):
@@ -336,7 +353,7 @@ class Quantizable:
             )
 
     def quantized_build(self, shape, mode, config=None):
-        if mode not in self._quantization_modes:
+        if mode not in self._quantization_modes + self._loading_modes:
             raise self._quantization_mode_error(mode)
         self._quantized_shape = tuple(shape)
         getattr(self, f"_{mode}_build")(shape, config)
@@ -384,7 +401,7 @@ class Quantizable:
         return super()._lora_weight_shape()
 
     def _lora_base(self):
-        if self.quantization_mode in ("int8", "int4"):
+        if self.quantization_mode in ("int8", "int4", *self._loading_modes):
             return self._dequantized_weight()
         return super()._lora_base()
 
