@@ -26,11 +26,13 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos3", "lanczos5")
 _UNSUPPORTED = {"torch": ("lanczos3", "lanczos5")}
 
 
-# Backends whose bilinear upsampling is ours (`bilinear_upsample`), not `ops.image.resize`:
-# TensorFlow's resize compiled by XLA (`jit_compile=True`, Keras's default for `fit` and
-# `predict` where it can) is wrong for factors other than 1 and 2 (Keras's UpSampling2D((2, 3),
-# interpolation="bilinear") on 4x4 images: 48 of 576 values off by up to 2.6 from eager);
-# ours gives eager TensorFlow's values, compiled or not.
+# Backends whose bilinear upsampling by an odd factor is ours (`bilinear_upsample`), not
+# `ops.image.resize`: TensorFlow's resize compiled by XLA (`jit_compile=True`) is wrong for odd
+# factors above 1 (Keras's UpSampling2D((2, 3), interpolation="bilinear") on 4x4 images: 48
+# of 576 values off by up to 2.6 from eager; factors 3 and 5 wrong, 1, 2, 4, 6, 8 and 16
+# right, on 4 image shapes). Ours gives eager TensorFlow's values, compiled or not, but ran
+# 0.50x (predict) and 0.34x (train) of the resize at size 2 on 16x56x56x64 (TensorFlow CPU),
+# so even factors keep the resize.
 _OWN_BILINEAR = ("tensorflow",)
 
 
@@ -186,7 +188,8 @@ class UpSampling2D(_UpSampling):
                 f"{describe(self)}: interpolation={self.interpolation!r} is not available on "
                 f"the {backend} backend (its image resize has no such kernel)."
             )
-        if self.interpolation == "bilinear" and backend in _OWN_BILINEAR:
+        odd_factor = any(factor % 2 for factor in self.size if factor > 1)
+        if self.interpolation == "bilinear" and backend in _OWN_BILINEAR and odd_factor:
             outputs = inputs
             for offset, factor in enumerate(self.size):
                 outputs = bilinear_upsample(outputs, factor, self._first_spatial_axis() + offset)
