@@ -125,6 +125,7 @@ def test_default_data_format_is_keras_image_data_format():
     finally:
         keras.config.set_image_data_format(previous)
     assert kl.UpSampling2D().size == (2, 2) and kl.UpSampling3D().size == (2, 2, 2)
+    assert kl.UpSampling1D(3).size == 3 == keras.layers.UpSampling1D(3).size
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="the torch backend's resize has no Lanczos")

@@ -78,7 +78,9 @@ class _UpSampling(keras.layers.Layer):
 
     def __init__(self, size, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.size = normalize_tuple(self, size, self.spatial_rank, "size")
+        # One factor per spatial axis; `size` is the argument as Keras stores it.
+        self.factors = normalize_tuple(self, size, self.spatial_rank, "size")
+        self.size = self.factors
         self.data_format = normalize_data_format(self, data_format)
         self.input_spec = keras.layers.InputSpec(ndim=self.spatial_rank + 2)
         self._build_at_init()
@@ -89,14 +91,14 @@ class _UpSampling(keras.layers.Layer):
     def call(self, inputs):
         # (batch, *spatial, channels) -> (batch, *(spatial * size), channels), or channels first
         outputs = inputs
-        for offset, factor in enumerate(self.size):
+        for offset, factor in enumerate(self.factors):
             outputs = ops.repeat(outputs, factor, axis=self._first_spatial_axis() + offset)
         return outputs
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
         first = self._first_spatial_axis()
-        for offset, factor in enumerate(self.size):
+        for offset, factor in enumerate(self.factors):
             shape[first + offset] = _upsampled(shape[first + offset], factor)
         return tuple(shape)
 
@@ -129,12 +131,13 @@ class UpSampling1D(_UpSampling):
 
     def __init__(self, size=2, **kwargs):
         super().__init__(size, data_format="channels_last", **kwargs)
+        self.size = self.factors[0]  # an integer, as Keras's
 
     def get_config(self):
-        # Keras's UpSampling1D has neither a size tuple nor a data format: an integer size.
+        # Keras's UpSampling1D has no data format.
         config = super().get_config()
         del config["data_format"]
-        return {**config, "size": self.size[0]}
+        return config
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
@@ -188,10 +191,10 @@ class UpSampling2D(_UpSampling):
                 f"{describe(self)}: interpolation={self.interpolation!r} is not available on "
                 f"the {backend} backend (its image resize has no such kernel)."
             )
-        odd_factor = any(factor % 2 for factor in self.size if factor > 1)
+        odd_factor = any(factor % 2 for factor in self.factors if factor > 1)
         if self.interpolation == "bilinear" and backend in _OWN_BILINEAR and odd_factor:
             outputs = inputs
-            for offset, factor in enumerate(self.size):
+            for offset, factor in enumerate(self.factors):
                 outputs = bilinear_upsample(outputs, factor, self._first_spatial_axis() + offset)
             return outputs
         # The resize works on (batch, rows, cols, channels).
@@ -199,7 +202,7 @@ class UpSampling2D(_UpSampling):
         if self.data_format == "channels_first":
             images = ops.transpose(inputs, to_channels_last_axes(2))
         shape = ops.shape(images)
-        target = (shape[1] * self.size[0], shape[2] * self.size[1])
+        target = (shape[1] * self.factors[0], shape[2] * self.factors[1])
         images = ops.image.resize(images, target, interpolation=self.interpolation,
                                   data_format="channels_last")
         if self.data_format == "channels_first":
