@@ -97,6 +97,12 @@ def test_reverse_and_sort_targets():
     assert reverse.task == "sequence" and reverse.info["per_token"]
     assert reverse.x_train.min() > datasets.START  # 0 pads, 1 starts: neither is data
     assert reverse.x_train.max() < reverse.info["vocabulary_size"]
+    shifted = load_dataset("shifted_reverse", 0)
+    steps = shifted.info["sequence_length"]
+    for t in range(steps):  # the token one before the mirrored position, wrapping around
+        np.testing.assert_array_equal(shifted.y_test[:, t],
+                                      shifted.x_test[:, (steps - 2 - t) % steps])
+    assert shifted.info == reverse.info and not rows(shifted.x_train) & rows(reverse.x_train)
     sort = load_dataset("sort", 0)
     source, target_input = sort.x_test["source"], sort.x_test["target_input"]
     np.testing.assert_array_equal(sort.y_test, np.sort(source, axis=1))

@@ -49,11 +49,24 @@ def replace(key, value):
 
 
 def test_every_model_has_a_shipped_config():
-    assert available_configs() == sorted(MODELS)
+    assert set(MODELS) <= set(available_configs())
     for name in available_configs():
         config = load_train_config(name)
-        assert config.name == name and config.model == name
+        assert config.name == name and config.model in MODELS
+        assert config.model == name or config.fine_tune is not None
         assert config.target_metric in ("accuracy", "mse_ratio", "greedy_accuracy")
+
+
+def test_the_lora_set_up_fine_tunes_the_transformer_on_a_shifted_task():
+    config = load_train_config("transformer_lora")
+    settings = config.fine_tune
+    assert config.model == "transformer" and settings.dataset == "shifted_reverse"
+    assert settings.quantize == "int8" and settings.lora_rank == 4
+    train_config.check_fine_tune_data(config, prepare_dataset(config),
+                                      prepare_dataset(config, dataset=settings.dataset))
+    with pytest.raises(TrainConfigError, match="fine_tune.dataset.*sequence_length"):
+        train_config.check_fine_tune_data(config, prepare_dataset(config),
+                                          prepare_dataset(config, dataset="sort"))
 
 
 def test_load_by_path_and_defaults(tmp_path):
@@ -89,6 +102,27 @@ def test_error_targets_are_ceilings():
     (replace("description", 7), "key 'description'"),
     (replace("colour", "red"), "unknown key 'colour'"),
     (replace("target", None), "missing key 'target'"),
+    (replace("fine_tune", "7"), "key 'fine_tune': expected a mapping"),
+    (replace("fine_tune", "{dataset: digits, lora_rank: 4, epochs: 1}"),
+     "key 'fine_tune.target': missing key"),
+    (replace("fine_tune", "{dataset: digits, lora_rank: 4, epochs: 1, target: 1, rank: 2}"),
+     "key 'fine_tune.rank': unknown key"),
+    (replace("fine_tune", "{dataset: nope, lora_rank: 4, epochs: 1, target: 1}"),
+     "key 'fine_tune.dataset': expected one of"),
+    (replace("fine_tune", "{dataset: reverse, lora_rank: 0, epochs: 1, target: 1}"),
+     "key 'fine_tune.lora_rank': expected a positive integer, received 0"),
+    (replace("fine_tune", "{dataset: reverse, lora_rank: 2, epochs: 1.5, target: 1}"),
+     "key 'fine_tune.epochs': expected a positive integer"),
+    (replace("fine_tune", "{dataset: reverse, lora_rank: 2, epochs: 1, target: x}"),
+     "key 'fine_tune.target': expected a number"),
+    (replace("fine_tune", "{dataset: reverse, lora_rank: 2, epochs: 1, target: 1, "
+                          "quantize: int2}"), "key 'fine_tune.quantize': expected one of int8"),
+    (replace("fine_tune", "{dataset: reverse, lora_rank: 2, epochs: 1, target: 1, "
+                          "lora_alpha: -1}"), "key 'fine_tune.lora_alpha': expected a positive"),
+    (replace("fine_tune", "{dataset: reverse, lora_rank: 2, epochs: 1, target: 1, "
+                          "learning_rate: 0}"), "key 'fine_tune.learning_rate': expected a"),
+    (replace("fine_tune", "{dataset: digits, lora_rank: 2, epochs: 1, target: 1}"),
+     "a data set other than the set-up's dataset ('digits')"),
     ("model: [\n", "cannot read it as YAML"),
     ("- just\n- a list\n", "expected a mapping"),
 ])

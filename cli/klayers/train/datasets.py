@@ -9,7 +9,9 @@ Offline, always available:
 - Generated sequence tasks, the same arrays for the same seed, test sequences never in the
   training set: `adding` (raw float sequences, the adding problem as a decision), `majority`
   (token ids; which token occurs most often), `reverse` (token ids; every position labelled
-  with the token at the mirrored position) and `sort` (source and target token ids for an
+  with the token at the mirrored position), `shifted_reverse` (the same tokens, each position
+  labelled with the token one before the mirrored one: a task near `reverse`, for fine-tuning)
+  and `sort` (source and target token ids for an
   encoder-decoder: the source sorted).
 
 With a network (downloaded by `keras.datasets` into its cache on first use): `mnist`,
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 
 TASKS = ("classification", "reconstruction", "sequence")
-GENERATED = ("adding", "majority", "reverse", "sort")
+GENERATED = ("adding", "majority", "reverse", "shifted_reverse", "sort")
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "imdb")
 DATASETS = ("digits", *GENERATED, *KERAS_DATASETS)
 
@@ -226,6 +228,28 @@ def _reverse(seed: int, num_train: int = 6000, num_test: int = 1000, steps: int 
     return Dataset("reverse", "sequence", x_train, y_train, x_test, y_test, info)
 
 
+def _shifted_reverse(seed: int, num_train: int = 6000, num_test: int = 1000, steps: int = 12,
+                     symbols: int = 14):
+    """`reverse` shifted by one position: `y[t] = x[(steps - 2 - t) mod steps]`, the token one
+    before the mirrored position (the first token labels the last position).
+
+    Same vocabulary, length and label space as `reverse`, so a model pre-trained on `reverse`
+    takes it as it is and only has to attend one position over: the shifted task of the
+    LoRA fine-tuning set-up. Its sequences come from a generator of their own (seeded by
+    `[seed, 1]`), not the ones `reverse` draws for the same seed.
+    """
+    rng = np.random.default_rng([seed, 1])
+    count = int((num_train + num_test) * _SPARE)
+    tokens = rng.integers(START + 1, symbols + START + 1, (count, steps)).astype("int32")
+    labels = np.roll(tokens[:, ::-1], -1, axis=1)
+    x_train, y_train, x_test, y_test = _split_unique(tokens, labels, num_train, num_test,
+                                                     "shifted_reverse")
+    vocabulary = symbols + START + 1
+    info = {"vocabulary_size": vocabulary, "sequence_length": steps, "num_classes": vocabulary,
+            "per_token": True}
+    return Dataset("shifted_reverse", "sequence", x_train, y_train, x_test, y_test, info)
+
+
 def _sort(seed: int, num_train: int = 6000, num_test: int = 1000, steps: int = 10,
           symbols: int = 14):
     """Sequence to sequence: the source tokens in ascending order.
@@ -332,6 +356,7 @@ _LOADERS: dict[str, Callable[[int], Dataset]] = {
     "adding": _adding,
     "majority": _majority,
     "reverse": _reverse,
+    "shifted_reverse": _shifted_reverse,
     "sort": _sort,
     **{name: _keras_dataset(name) for name in KERAS_DATASETS},
 }

@@ -57,8 +57,9 @@ class PlainDisplay:
         kind = event["event"]
         if kind == "ready":
             line = describe_ready(backend, event)
-        elif kind == "epoch":
-            line = (f"{backend}: epoch {event['epoch']}/{event['epochs']}: "
+        elif kind in ("epoch", "fine_tune_epoch"):
+            phase = "fine-tune epoch" if kind == "fine_tune_epoch" else "epoch"
+            line = (f"{backend}: {phase} {event['epoch']}/{event['epochs']}: "
                     f"{format_logs(event['logs'])} ({event['train_time_s']:.2f} s)")
         else:
             return
@@ -123,6 +124,12 @@ class RichDisplay:
                 self.steps[backend] = event["steps_per_epoch"]
                 self._run_progress(backend, event["start_epoch"])
             self.progress.console.print(escape(describe_ready(backend, event)))
+        elif kind == "batch" and event.get("phase"):
+            return  # a fine-tune's steps: its epochs are logged as they end
+        elif kind == "fine_tune_epoch":
+            self.progress.console.print(escape(
+                f"{backend}: fine-tune epoch {event['epoch']}/{event['epochs']}: "
+                f"{format_logs(event['logs'])} ({event['train_time_s']:.2f} s)"))
         elif kind == "batch":
             task = self._task(backend, event["epoch"], event["steps"])
             self.progress.update(task, completed=event["step"],

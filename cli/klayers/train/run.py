@@ -333,7 +333,7 @@ def run_worker(backend: str, job: dict[str, Any], threads: int,
             worker.stop()
 
 
-_EVENTS = ("ready", "batch", "epoch", "done", "error")
+_EVENTS = ("ready", "batch", "epoch", "fine_tune_epoch", "done", "error")
 
 
 def _now() -> str:
@@ -392,7 +392,7 @@ def _apply_event(record: dict[str, Any], event: dict[str, Any]) -> None:
         record.update(status="ok", epochs_done=event["epochs"], history=event["history"],
                       epoch_times_s=event["epoch_times_s"], test=event["test"],
                       time_to_first_step_s=event["time_to_first_step_s"],
-                      resumed_at=event["resumed_at"])
+                      resumed_at=event["resumed_at"], fine_tune=event.get("fine_tune"))
         record.update(epoch_speed(event["epoch_times_s"], event["resumed_at"],
                                   event["num_train_per_epoch"]))
 

@@ -17,6 +17,14 @@ A file (configs/train/<name>.yaml) looks like
     metrics: [accuracy]
     target_metric: accuracy                 # a key of evaluate_model's result
     target: 0.95                            # the test-set figure the default set-up reaches
+    fine_tune:                              # optional: then fine-tune with LoRA
+      dataset: shifted_reverse              # a shifted task the model takes as it is
+      quantize: int8                        # optional: model.quantize(mode) first (QLoRA)
+      lora_rank: 4
+      lora_alpha: 8                         # optional (default the rank: a scale of 1)
+      epochs: 8
+      learning_rate: 0.01                   # optional (default the set-up's)
+      target: 0.95                          # the shifted task's test figure (target_metric)
 
 The target is a floor for scores (accuracy) and a ceiling for errors (loss, mse, mae,
 `mse_ratio`: test MSE over the data set's mean-image baseline). Every mistake is a
@@ -58,11 +66,31 @@ DERIVED_METRICS = ("mse_ratio", "greedy_accuracy", "greedy_sequence_accuracy")
 
 _REQUIRED = ("model", "dataset", "epochs", "batch_size", "optimizer", "learning_rate", "loss",
              "metrics", "target_metric", "target")
-_OPTIONAL = ("description", "model_args", "flatten_inputs", "reconstruct", "seed")
+_OPTIONAL = ("description", "model_args", "flatten_inputs", "reconstruct", "seed", "fine_tune")
+_FINE_TUNE_REQUIRED = ("dataset", "lora_rank", "epochs", "target")
+_FINE_TUNE_OPTIONAL = ("quantize", "lora_alpha", "learning_rate")
+# The modes whose quantized Dense and Embedding kernels carry LoRA (QLoRA).
+FINE_TUNE_QUANTIZE = ("int8", "int4")
+# What the fine-tuning data set must share with the set-up's: the model's shape and task.
+_FINE_TUNE_SHARED_INFO = ("vocabulary_size", "sequence_length", "target_length", "num_classes",
+                          "per_token", "input_shape")
 
 
 class TrainConfigError(ValueError):
     """A training set-up that cannot be used, with the file, key and value at fault."""
+
+
+@dataclass
+class FineTuneConfig:
+    """The `fine_tune:` section: LoRA fine-tuning of the trained model on a shifted task."""
+
+    dataset: str
+    lora_rank: int
+    epochs: int
+    target: float
+    quantize: str | None = None
+    lora_alpha: float | None = None
+    learning_rate: float | None = None
 
 
 @dataclass
@@ -85,7 +113,13 @@ class TrainConfig:
     flatten_inputs: bool = False
     reconstruct: bool = False
     seed: int = 0
+    fine_tune: FineTuneConfig | None = None
     path: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        # dataclasses.asdict (results.json, model.json, a worker's job) leaves a mapping.
+        if isinstance(self.fine_tune, dict):
+            self.fine_tune = FineTuneConfig(**self.fine_tune)
 
     @property
     def target_is_ceiling(self) -> bool:
@@ -132,6 +166,12 @@ def _parse(raw: Any, path: Path) -> TrainConfig:
     def fail(key: str, value: Any, expected: str):
         raise TrainConfigError(f"{path}: key {key!r}: {expected}, received {value!r}")
 
+    def positive_number(key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not 0 < value < math.inf:
+            fail(key, value, "expected a positive number")
+        return float(value)
+
     if not isinstance(raw, dict):
         raise TrainConfigError(f"{path}: expected a mapping of keys to values, received {raw!r}")
     unknown = sorted(set(map(str, raw)) - set(_REQUIRED) - set(_OPTIONAL))
@@ -162,10 +202,7 @@ def _parse(raw: Any, path: Path) -> TrainConfig:
 
     model = choice("model", MODEL_NAMES)
     dataset = choice("dataset", DATASETS)
-    learning_rate = raw["learning_rate"]
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
-            or not 0 < learning_rate < math.inf:
-        fail("learning_rate", learning_rate, "expected a positive number")
+    learning_rate = positive_number("learning_rate", raw["learning_rate"])
     metrics = raw["metrics"]
     if not isinstance(metrics, list) or any(m not in METRICS for m in metrics):
         fail("metrics", metrics, "expected a list of " + ", ".join(METRICS))
@@ -191,6 +228,9 @@ def _parse(raw: Any, path: Path) -> TrainConfig:
     reconstruct = flag("reconstruct")
     if target_metric == "mse_ratio" and not reconstruct:
         fail("target_metric", target_metric, "mse_ratio needs reconstruct: true")
+    fine_tune = None
+    if "fine_tune" in raw:
+        fine_tune = _parse_fine_tune(raw["fine_tune"], dataset, fail, positive_number)
     return TrainConfig(
         name=path.stem,
         model=model,
@@ -208,8 +248,65 @@ def _parse(raw: Any, path: Path) -> TrainConfig:
         flatten_inputs=flag("flatten_inputs"),
         reconstruct=reconstruct,
         seed=seed,
+        fine_tune=fine_tune,
         path=str(path),
     )
+
+
+def _parse_fine_tune(section: Any, dataset: str, fail, positive_number) -> FineTuneConfig:
+    """The `fine_tune:` mapping; keys are named `fine_tune.<key>` in errors."""
+    if not isinstance(section, dict):
+        fail("fine_tune", section, "expected a mapping of " + ", ".join(
+            _FINE_TUNE_REQUIRED + _FINE_TUNE_OPTIONAL) + " to values")
+    unknown = sorted(set(map(str, section)) - set(_FINE_TUNE_REQUIRED) - set(_FINE_TUNE_OPTIONAL))
+    if unknown:
+        fail(f"fine_tune.{unknown[0]}", section[unknown[0]], "unknown key; the keys are "
+             + ", ".join(_FINE_TUNE_REQUIRED + _FINE_TUNE_OPTIONAL))
+    missing = [key for key in _FINE_TUNE_REQUIRED if key not in section]
+    if missing:
+        fail(f"fine_tune.{missing[0]}", None, "missing key")
+
+    def positive_int(key: str) -> int:
+        value = section[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            fail(f"fine_tune.{key}", value, "expected a positive integer")
+        return value
+
+    shifted = section["dataset"]
+    if shifted not in DATASETS:
+        fail("fine_tune.dataset", shifted, "expected one of " + ", ".join(DATASETS))
+    if shifted == dataset:
+        fail("fine_tune.dataset", shifted, "expected a data set other than the set-up's "
+             f"dataset ({dataset!r}): the fine-tune is on a task the model has not seen")
+    quantize = section.get("quantize")
+    if quantize is not None and quantize not in FINE_TUNE_QUANTIZE:
+        fail("fine_tune.quantize", quantize, "expected one of " + ", ".join(FINE_TUNE_QUANTIZE)
+             + " (or no key: LoRA on the float model)")
+    target = section["target"]
+    if isinstance(target, bool) or not isinstance(target, (int, float)) \
+            or not math.isfinite(target):
+        fail("fine_tune.target", target, "expected a number")
+    optional = {key: positive_number(f"fine_tune.{key}", section[key])
+                for key in ("lora_alpha", "learning_rate") if section.get(key) is not None}
+    return FineTuneConfig(dataset=shifted, lora_rank=positive_int("lora_rank"),
+                          epochs=positive_int("epochs"), target=float(target),
+                          quantize=quantize, **optional)
+
+
+def check_fine_tune_data(config: TrainConfig, base: Dataset, shifted: Dataset) -> None:
+    """Refuses a fine-tuning data set the trained model cannot take as it is: another task,
+    or other input shapes, vocabulary or classes (a TrainConfigError naming both)."""
+    where = f"{config.path or config.name}: key 'fine_tune.dataset'"
+    if shifted.task != base.task:
+        raise TrainConfigError(f"{where}: {shifted.name!r} is a {shifted.task} task but the "
+                               f"model was trained on {base.name!r}, a {base.task} task")
+    for key in _FINE_TUNE_SHARED_INFO:
+        if shifted.info.get(key) != base.info.get(key):
+            raise TrainConfigError(
+                f"{where}: {shifted.name!r} has {key}={shifted.info.get(key)!r} but the model "
+                f"was built for {base.name!r}'s {key}={base.info.get(key)!r}; the fine-tuning "
+                "data must fit the trained model as it is"
+            )
 
 
 def prepare_dataset(config: TrainConfig, seed: int | None = None,
@@ -278,6 +375,50 @@ def compile_model(config: TrainConfig, dataset: Dataset) -> keras.Model:
     )
     model.compile(optimizer=optimizer, loss=config.loss, metrics=list(config.metrics))
     return model
+
+
+def fine_tune_optimizer(config: TrainConfig) -> Any:
+    """The set-up's optimizer, new, at the fine-tune's learning rate (default the set-up's)."""
+    import keras
+
+    learning_rate = config.fine_tune.learning_rate or config.learning_rate
+    return keras.optimizers.get(
+        {"class_name": config.optimizer, "config": {"learning_rate": learning_rate}})
+
+
+def enable_model_lora(model: keras.Model, rank: int,
+                      lora_alpha: float | None = None) -> list[str]:
+    """Prepares a trained model for LoRA fine-tuning, as a keras-hub user would; returns the
+    paths of the layers that got LoRA.
+
+    keras-hub splits a model into a backbone and a task head: `Backbone.enable_lora(rank)`
+    freezes every backbone weight and adapts only the attention query and value projections,
+    while the task's head (a classifier's Dense, outside the backbone) keeps training. Here:
+
+    - Transformer blocks and attention layers: their block-level `enable_lora(rank)`
+      (keras-hub's targets, query and value; the rest of the block frozen).
+    - The head (each layer whose output is a model output): trains. A float head trains in
+      full, as in keras-hub; a quantized one (`model.quantize` first, QLoRA) cannot train its
+      integer kernel, so it gets LoRA at the same rank, and its bias trains.
+    - Every other layer, Dense and Embedding outside blocks included (the token and position
+      embeddings, norms): frozen, as keras-hub's backbone is.
+    """
+    from keraslayers.layers.lora import LoRA, LoRAComposite
+
+    outputs = {id(tensor) for tensor in model.outputs}
+    adapted = []
+    for layer in model.layers:
+        is_head = any(id(node.outputs[0]) in outputs for node in layer._inbound_nodes
+                      if node.outputs)
+        if isinstance(layer, LoRAComposite):
+            layer.enable_lora(rank, lora_alpha=lora_alpha)
+            adapted += [f"{layer.name}/{path}" for path in layer.lora_layers]
+        elif is_head and isinstance(layer, LoRA) and getattr(layer, "quantization_mode", None):
+            layer.enable_lora(rank, lora_alpha=lora_alpha)
+            adapted.append(layer.name)
+        elif not is_head:
+            layer.trainable = False
+    return adapted
 
 
 def greedy_decode(model: keras.Model, inputs: dict[str, np.ndarray],

@@ -22,7 +22,15 @@ import numpy as np
 import keraslayers  # noqa: F401  (registers our layers, so saved models load)
 from klayers.process import write_atomic
 from klayers.train.datasets import Dataset
-from klayers.train.setups import MODEL_METADATA, TrainConfig, evaluate_model, prepare_dataset
+from klayers.train.setups import (
+    MODEL_METADATA,
+    TrainConfig,
+    check_fine_tune_data,
+    enable_model_lora,
+    evaluate_model,
+    fine_tune_optimizer,
+    prepare_dataset,
+)
 
 BATCH_EVENT_INTERVAL_S = 0.1  # progress updates: often enough for a bar, cheap for the step
 CHECKPOINT = "checkpoint.json"
@@ -111,6 +119,10 @@ def train(job: dict[str, Any], emit: Any) -> None:
     config = TrainConfig(**job["config"])
     folder = Path(job["output"])
     dataset = prepare_dataset(config, job["seed"])
+    shifted = None
+    if config.fine_tune:
+        shifted = prepare_dataset(config, job["seed"], dataset=config.fine_tune.dataset)
+        check_fine_tune_data(config, dataset, shifted)
     keras = _start_backend(job)
     devices = _devices(keras, job, config.batch_size)
     checkpoint = _read_checkpoint(folder) if job.get("resume") else None
@@ -132,7 +144,8 @@ def train(job: dict[str, Any], emit: Any) -> None:
           "devices": devices, "device_count": len(devices), "task": dataset.task,
           "num_train": dataset.num_train, "num_test": dataset.num_test,
           "parameters": model.count_params(), "steps_per_epoch": steps,
-          "start_epoch": state["epoch"], "epochs": config.epochs})
+          "start_epoch": state["epoch"], "epochs": config.epochs,
+          "fine_tune_epochs": config.fine_tune.epochs if config.fine_tune else 0})
     folder.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(folder)
     for epoch in range(state["epoch"], config.epochs):
@@ -157,21 +170,98 @@ def train(job: dict[str, Any], emit: Any) -> None:
               "train_time_s": progress.train_time_s,
               "samples_per_s": len(y) / progress.train_time_s})
     figures = evaluate_model(config, model, dataset)
+    fine_tuned = None
+    if shifted is not None:
+        fine_tuned = fine_tune(config, model, dataset, shifted, figures, job["seed"], emit)
     _save_model(model, folder / MODEL_FILE)
     metadata = {"config": job["config"], "seed": job["seed"], "trained_on": keras.backend.backend(),
-                "devices": devices, "epochs": state["epoch"], "test": figures}
+                "devices": devices, "epochs": state["epoch"],
+                # The saved model's figures on the data `klayers evaluate` checks it on.
+                "test": fine_tuned["shifted_after"] if fine_tuned else figures}
+    if fine_tuned:
+        metadata["pretrained_test"] = figures
     write_atomic(folder / MODEL_METADATA, json.dumps(metadata, indent=2) + "\n")
-    emit({"event": "done", "test": figures, "epochs": state["epoch"],
+    emit({"event": "done", "test": figures, "fine_tune": fine_tuned, "epochs": state["epoch"],
           "history": state["history"], "epoch_times_s": state["epoch_times_s"],
           "time_to_first_step_s": state["time_to_first_step_s"],
           "resumed_at": state["resumed_at"], "num_train_per_epoch":
               _usable_samples(dataset.num_train, len(devices))})
 
 
+def weight_bytes(model: Any) -> int:
+    """Bytes of the model's weights as stored (an int8 kernel: 1 per value), the random seed
+    states left out."""
+    return sum(math.prod(variable.shape) * np.dtype(variable.dtype).itemsize
+               for variable in model.weights if variable.name != "seed_generator_state")
+
+
+def trainable_count(model: Any) -> int:
+    return sum(math.prod(variable.shape) for variable in model.trainable_weights)
+
+
+def fine_tune(config: TrainConfig, model: Any, dataset: Dataset, shifted: Dataset,
+              base_figures: dict[str, float], seed: int, emit: Any) -> dict[str, Any]:
+    """Fine-tunes the trained `model` on `shifted` with LoRA (after `model.quantize`, when the
+    set-up asks); returns the figures for the run's results.
+
+    The figures: the base task's test figures before (`base_figures`) and after (forgetting),
+    the shifted task's before and after, trainable parameters of full fine-tuning against
+    LoRA's, weight bytes before and after quantization, and the fine-tune's time. The global
+    seed is set again first, so the LoRA factors start the same whether the pre-training ran
+    straight through or was resumed: a run stopped while fine-tuning redoes the fine-tune
+    from the pre-trained checkpoint.
+    """
+    settings = config.fine_tune
+    keras.utils.set_random_seed(seed)
+    shifted_before = evaluate_model(config, model, shifted)
+    trainable_full = trainable_count(model)
+    bytes_float = weight_bytes(model)
+    bytes_quantized = None
+    if settings.quantize:
+        model.quantize(settings.quantize)
+        bytes_quantized = weight_bytes(model)
+    adapted = enable_model_lora(model, settings.lora_rank, settings.lora_alpha)
+    trainable_lora = trainable_count(model)
+    model.compile(optimizer=fine_tune_optimizer(config), loss=config.loss,
+                  metrics=list(config.metrics))
+    steps = math.ceil(shifted.num_train / config.batch_size)
+    history = []
+    started = time.perf_counter()
+    for epoch in range(settings.epochs):
+        order = np.random.default_rng([seed, 1, epoch]).permutation(shifted.num_train)
+        progress = _progress_callback(_phase_emit(emit, "fine_tune"), epoch, steps,
+                                      first_step=False, random_state=None)
+        model.fit(shifted.x_train[order], shifted.y_train[order], batch_size=config.batch_size,
+                  epochs=1, shuffle=False, verbose=0,
+                  validation_data=(shifted.x_test, shifted.y_test), callbacks=[progress])
+        logs = {name: float(value) for name, value in progress.epoch_logs.items()}
+        history.append({"epoch": epoch + 1, **logs, "train_time_s": progress.train_time_s})
+        emit({"event": "fine_tune_epoch", "epoch": epoch + 1, "epochs": settings.epochs,
+              "logs": logs, "train_time_s": progress.train_time_s})
+    time_s = time.perf_counter() - started
+    shifted_after = evaluate_model(config, model, shifted)
+    return {"dataset": shifted.name, "quantize": settings.quantize,
+            "lora_rank": settings.lora_rank, "lora_alpha": settings.lora_alpha,
+            "epochs": settings.epochs, "adapted_layers": adapted,
+            "base_before": base_figures, "shifted_before": shifted_before,
+            "shifted_after": shifted_after, "base_after": evaluate_model(config, model, dataset),
+            "trainable_full": trainable_full, "trainable_lora": trainable_lora,
+            "weight_bytes_float": bytes_float, "weight_bytes_quantized": bytes_quantized,
+            "weight_bytes_lora": weight_bytes(model), "time_s": time_s,
+            "train_time_s": sum(row["train_time_s"] for row in history), "history": history}
+
+
+def _phase_emit(emit: Any, phase: str) -> Any:
+    """`emit` for a later phase of the job: its batch events carry the phase's name."""
+    return lambda event: emit({**event, "phase": phase})
+
+
 def evaluate(job: dict[str, Any], emit: Any) -> None:
-    """Loads a saved model and reports its test-set figures on the data it was trained on."""
+    """Loads a saved model and reports its test-set figures on the data it was trained on
+    (a fine-tuned model's: the fine-tuning data set)."""
     config = TrainConfig(**job["config"])
-    dataset = prepare_dataset(config, job["seed"])
+    dataset = prepare_dataset(config, job["seed"],
+                              dataset=config.fine_tune.dataset if config.fine_tune else None)
     keras = _start_backend(job)
     started = time.perf_counter()
     try:
