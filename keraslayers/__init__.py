@@ -1,7 +1,12 @@
 """klayers: Keras 3 layers written against keras.ops, for TensorFlow, JAX and PyTorch."""
 
 from keraslayers.layers.activations import ELU, LeakyReLU, PReLU, Softmax
-from keraslayers.layers.attention import Attention, GroupQueryAttention, MultiHeadAttention
+from keraslayers.layers.attention import (
+    AdditiveAttention,
+    Attention,
+    GroupQueryAttention,
+    MultiHeadAttention,
+)
 from keraslayers.layers.convolution import (
     Conv1D,
     Conv1DTranspose,
@@ -9,11 +14,14 @@ from keraslayers.layers.convolution import (
     Conv2DTranspose,
     Conv3D,
     Conv3DTranspose,
+    DepthwiseConv1D,
     DepthwiseConv2D,
+    SeparableConv1D,
     SeparableConv2D,
 )
 from keraslayers.layers.core import Activation, Dense, ReLU
 from keraslayers.layers.embedding import (
+    AlibiBias,
     Embedding,
     PositionEmbedding,
     ReversibleEmbedding,
@@ -49,10 +57,21 @@ from keraslayers.layers.pooling import (
     MaxPooling2D,
     MaxPooling3D,
 )
-from keraslayers.layers.recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
+from keraslayers.layers.recurrent import (
+    GRU,
+    LSTM,
+    RNN,
+    Bidirectional,
+    ConvLSTM1D,
+    ConvLSTM2D,
+    ConvLSTM3D,
+    SimpleRNN,
+    TimeDistributed,
+)
 
 # Cells are public too, but not in __all__: a cell's call takes (inputs, states), so the
 # catalogue's single-input contract cannot run it; tests/test_recurrent.py checks them.
+from keraslayers.layers.recurrent import ConvLSTMCell as ConvLSTMCell
 from keraslayers.layers.recurrent import GRUCell as GRUCell
 from keraslayers.layers.recurrent import LSTMCell as LSTMCell
 from keraslayers.layers.recurrent import SimpleRNNCell as SimpleRNNCell
@@ -74,6 +93,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Activation",
+    "AlibiBias",
+    "AdditiveAttention",
     "Attention",
     "AveragePooling1D",
     "AveragePooling2D",
@@ -86,7 +107,11 @@ __all__ = [
     "Conv2DTranspose",
     "Conv3D",
     "Conv3DTranspose",
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
     "Dense",
+    "DepthwiseConv1D",
     "DepthwiseConv2D",
     "Dropout",
     "SpatialDropout1D",
@@ -125,9 +150,11 @@ __all__ = [
     "UnitNormalization",
     "SpectralNormalization",
     "RNN",
+    "TimeDistributed",
     "ReLU",
     "Residual",
     "RotaryEmbedding",
+    "SeparableConv1D",
     "SeparableConv2D",
     "SimpleRNN",
     "SinePositionEncoding",

@@ -899,6 +899,84 @@ class RotaryEmbedding(keras.layers.Layer):
         }
 
 
+def alibi_slopes(num_heads, alibi_bias_max=8):
+    """ALiBi's slope of each head (Press et al., 2021, and their code).
+
+    For `n` heads, a power of two: the geometric sequence `r ** (h + 1)`, `h = 0 .. n - 1`,
+    with `r = 2 ** (-alibi_bias_max / n)`. Otherwise the slopes of the largest power of two
+    `m < n`, then every other slope of `2m` heads, the first `n - m` of them.
+    """
+    if math.log2(num_heads).is_integer():
+        ratio = 2.0 ** (-alibi_bias_max / num_heads)
+        return [ratio ** (head + 1) for head in range(num_heads)]
+    closest = 2 ** math.floor(math.log2(num_heads))
+    return (alibi_slopes(closest, alibi_bias_max)
+            + alibi_slopes(2 * closest, alibi_bias_max)[0::2][: num_heads - closest])
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class AlibiBias(keras.layers.Layer):
+    """Attention with linear biases (ALiBi, Press et al., 2021), as keras-hub's.
+
+    Adds to attention scores a bias linear in the key position, with a slope per head:
+    `outputs[b, h, q, k] = scores[b, h, q, k] + slope[h] * (k - (key_length - 1))`, so the
+    last key gets 0 and each earlier key `slope[h]` less (see `alibi_slopes`). The bias is
+    computed in float32, then cast to the scores' dtype. No weights.
+
+    Args:
+        alibi_bias_max: sets the slopes: with `n` heads they start at
+            `2 ** (-alibi_bias_max / n)`, a geometric sequence with that ratio.
+
+    Call arguments:
+        attention_scores: `(batch, heads, query_length, key_length)`, the number of heads
+            known.
+
+    Input shape:
+        `(batch, heads, query_length, key_length)`.
+
+    Output shape:
+        Same as the input.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> y = kl.AlibiBias()(np.zeros((1, 2, 1, 3), "float32"))
+        >>> np.round(np.asarray(y, "float64"), 4).tolist()
+        [[[[-0.125, -0.0625, 0.0]], [[-0.0078, -0.0039, 0.0]]]]
+    """
+
+    def __init__(self, alibi_bias_max=8, **kwargs):
+        super().__init__(**kwargs)
+        self.alibi_bias_max = _positive_number(self, "alibi_bias_max", alibi_bias_max)
+        self.built = True
+
+    def _heads(self, scores_shape):
+        shape = tuple(scores_shape)
+        if len(shape) != 4 or shape[1] is None:
+            raise ValueError(
+                f"{validation.describe(self)}: `attention_scores` must have shape (batch, "
+                f"heads, query_length, key_length) with a known number of heads, received "
+                f"shape {shape}."
+            )
+        return shape[1]
+
+    def call(self, attention_scores):
+        heads = self._heads(attention_scores.shape)
+        key_length = ops.shape(attention_scores)[-1]
+        slopes = ops.convert_to_tensor(alibi_slopes(heads, self.alibi_bias_max), "float32")
+        # Key positions relative to the last one: 1 - key_length, ..., 0.
+        distances = ops.cast(ops.arange(key_length) - (key_length - 1), "float32")
+        # (heads, 1) * (key_length,) -> (1, heads, 1, key_length)
+        bias = ops.reshape(ops.expand_dims(slopes, 1) * distances, (1, heads, 1, -1))
+        return attention_scores + ops.cast(bias, attention_scores.dtype)
+
+    def compute_output_shape(self, attention_scores_shape):
+        self._heads(attention_scores_shape)
+        return attention_scores_shape
+
+    def get_config(self):
+        return {**super().get_config(), "alibi_bias_max": self.alibi_bias_max}
+
+
 @keras.saving.register_keras_serializable(package="keraslayers")
 class TokenAndPositionEmbedding(keras.layers.Layer):
     """Token embedding plus learned position embedding, as keras-hub's.

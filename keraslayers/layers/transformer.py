@@ -3,18 +3,25 @@
 Built as keras-hub builds them: klayers' own MultiHeadAttention, Dense, Dropout and
 LayerNormalization as sublayers created in `build`, residual connections around each
 sublayer, and one `normalize_first` flag for pre-norm (True) or post-norm (False).
+
+The modern decoder block (Llama, Mistral) is a set of options of the same blocks: RMS
+normalization, a gated (SwiGLU) feedforward, grouped-query attention with rotary positions,
+sliding-window attention, no biases. keras-hub builds these only inside model-specific code.
 """
 
 from __future__ import annotations
+
+import numbers
 
 import keras
 from keras import initializers, ops
 
 from keraslayers.layers import validation
-from keraslayers.layers.attention import MultiHeadAttention
+from keraslayers.layers.attention import GroupQueryAttention, MultiHeadAttention
 from keraslayers.layers.core import Dense
+from keraslayers.layers.embedding import RotaryEmbedding, _positive_number
 from keraslayers.layers.lora import LoRAComposite
-from keraslayers.layers.normalization import LayerNormalization
+from keraslayers.layers.normalization import LayerNormalization, RMSNormalization
 from keraslayers.layers.regularization import Dropout
 
 
@@ -39,13 +46,95 @@ def merge_padding_and_attention_mask(layer, padding_mask, attention_mask,
     return mask
 
 
+def sliding_window_mask(target_length, source_length, window, start=0):
+    """`(1, target, source)`: True where a source position is less than `window` positions
+    from the target position; the target positions are `start, start + 1, ...` (the queries
+    sit after the `start` positions of a decoding cache)."""
+    rows = ops.expand_dims(ops.arange(target_length) + start, 1)
+    columns = ops.expand_dims(ops.arange(source_length), 0)
+    return ops.expand_dims(ops.less(ops.abs(rows - columns), window), 0)
+
+
+class _RotaryGroupQueryAttention(GroupQueryAttention):
+    """GroupQueryAttention whose query and key heads are rotated (RoPE) after projection, at
+    the positions of the call (from `cache_update_index` when decoding, so a cache holds
+    rotated keys), as keras-hub's LlamaAttention.
+
+    The rotation is the query and key projections' activation, the last step of a
+    projection; the call records the position of its first query for it. (A hook for it in
+    GroupQueryAttention would make this subclass a constructor argument.)
+    """
+
+    def __init__(self, rope_max_wavelength=10000, rope_scaling_factor=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.rope_max_wavelength = rope_max_wavelength
+        self.rope_scaling_factor = rope_scaling_factor
+        self.rotary_embedding = RotaryEmbedding(
+            max_wavelength=rope_max_wavelength, scaling_factor=rope_scaling_factor,
+            dtype=self.dtype_policy, name="rotary_embedding",
+        )
+        self._start_index = 0
+
+    def _projection(self, name, input_axes, output_shape, activation=None):
+        if name in ("query", "key"):
+            activation = self._rotate
+        return super()._projection(name, input_axes, output_shape, activation)
+
+    def _rotate(self, heads):
+        # (batch, sequence, heads, head_dim), positions start_index + t
+        return self.rotary_embedding(heads, start_index=self._start_index)
+
+    def build(self, query_shape, value_shape=None, key_shape=None):
+        super().build(query_shape, value_shape, key_shape)
+        self.rotary_embedding.build((*query_shape[:-1], self.num_query_heads, self.head_dim))
+
+    def call(self, query, value=None, key=None, query_mask=None, value_mask=None,
+             key_mask=None, attention_mask=None, return_attention_scores=False, training=None,
+             use_causal_mask=False, cache=None, cache_update_index=None, mask=None):
+        self._start_index = 0 if cache_update_index is None else cache_update_index
+        try:
+            return super().call(
+                query, value, key, query_mask=query_mask, value_mask=value_mask,
+                key_mask=key_mask, attention_mask=attention_mask,
+                return_attention_scores=return_attention_scores, training=training,
+                use_causal_mask=use_causal_mask, cache=cache,
+                cache_update_index=cache_update_index, mask=mask,
+            )
+        finally:
+            self._start_index = 0
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "rope_max_wavelength": self.rope_max_wavelength,
+            "rope_scaling_factor": self.rope_scaling_factor,
+        }
+
+
+NORMALIZATIONS = ("layer", "rms")
+FEEDFORWARDS = ("dense", "gated")
+
+# The modern block's options and their defaults. `get_config` writes an option only when it
+# differs from its default, so a block without them keeps keras-hub's config (which
+# keras-hub's blocks load).
+MODERN_DEFAULTS = {
+    "normalization": "layer",
+    "feedforward": "dense",
+    "num_key_value_heads": None,
+    "rope_max_wavelength": None,
+    "rope_scaling_factor": 1.0,
+    "sliding_window": None,
+    "use_bias": True,
+}
+
+
 class _TransformerBlock(LoRAComposite, keras.layers.Layer):
     """Arguments, sublayer factories and the feedforward half shared by both blocks, and
     `enable_lora`: the attention projections ("query", "key", "value", "attention_output")
-    and the feedforward layers ("feedforward_intermediate_dense", "feedforward_output_dense")
-    can be adapted; by default the query and value projections of every attention layer, as
-    keras-hub's `Backbone.enable_lora`. Subclasses call `_build_lora_layers()` at the end
-    of `build`.
+    and the feedforward layers ("feedforward_intermediate_dense", "feedforward_gate_dense",
+    "feedforward_output_dense") can be adapted; by default the query and value projections
+    of every attention layer, as keras-hub's `Backbone.enable_lora`. Subclasses call
+    `_build_lora_layers()` at the end of `build`.
     """
 
     def __init__(
@@ -58,6 +147,13 @@ class _TransformerBlock(LoRAComposite, keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         normalize_first=False,
+        normalization="layer",
+        feedforward="dense",
+        num_key_value_heads=None,
+        rope_max_wavelength=None,
+        rope_scaling_factor=1.0,
+        sliding_window=None,
+        use_bias=True,
         **kwargs,
     ):
         # Build shapes a config may carry (keras-hub's TransformerDecoder saves them).
@@ -76,12 +172,57 @@ class _TransformerBlock(LoRAComposite, keras.layers.Layer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.normalize_first = bool(normalize_first)
+        self._init_modern(normalization, feedforward, num_key_value_heads, rope_max_wavelength,
+                          rope_scaling_factor, sliding_window, use_bias)
         self.supports_masking = True
         if build_shapes and build_shapes[0] is not None:
             self.build(*build_shapes)
 
     # Names of the `build` arguments that `get_config` records (none by default).
     _config_build_shapes = ()
+
+    def _init_modern(self, normalization, feedforward, num_key_value_heads,
+                     rope_max_wavelength, rope_scaling_factor, sliding_window, use_bias):
+        for argument, value, allowed in (("normalization", normalization, NORMALIZATIONS),
+                                         ("feedforward", feedforward, FEEDFORWARDS)):
+            if value not in allowed:
+                raise ValueError(
+                    f"{validation.describe(self)}: `{argument}` must be one of {allowed}, "
+                    f"received {argument}={value!r}."
+                )
+        self.normalization = normalization
+        self.feedforward = feedforward
+        self.num_key_value_heads = None
+        if num_key_value_heads is not None:
+            self.num_key_value_heads = validation.positive_int(
+                self, "num_key_value_heads", num_key_value_heads
+            )
+            if self.num_heads % self.num_key_value_heads:
+                raise ValueError(
+                    f"{validation.describe(self)}: `num_key_value_heads` must divide "
+                    f"`num_heads`, received num_heads={self.num_heads} and "
+                    f"num_key_value_heads={num_key_value_heads}."
+                )
+        self.rope_max_wavelength = _positive_number(
+            self, "rope_max_wavelength", rope_max_wavelength, allow_none=True
+        )
+        if (isinstance(rope_scaling_factor, bool)
+                or not isinstance(rope_scaling_factor, numbers.Real)
+                or not rope_scaling_factor >= 1):
+            raise ValueError(
+                f"{validation.describe(self)}: `rope_scaling_factor` must be a number >= 1, "
+                f"received rope_scaling_factor={rope_scaling_factor!r}."
+            )
+        self.rope_scaling_factor = float(rope_scaling_factor)
+        self.sliding_window = None
+        if sliding_window is not None:
+            self.sliding_window = validation.positive_int(self, "sliding_window", sliding_window)
+        self.use_bias = bool(use_bias)
+
+    @property
+    def _grouped(self):
+        """Whether self-attention is grouped-query (with rotary positions or not)."""
+        return self.num_key_value_heads is not None or self.rope_max_wavelength is not None
 
     def _initializers(self):
         # Fresh objects per sublayer, so seeded initializers do not repeat their values.
@@ -103,44 +244,72 @@ class _TransformerBlock(LoRAComposite, keras.layers.Layer):
                 f"must be at least num_heads={self.num_heads}, received shape "
                 f"{tuple(sequence_shape)}."
             )
+        if self.rope_max_wavelength is not None and (hidden_dim // self.num_heads) % 2:
+            raise ValueError(
+                f"{validation.describe(self)}: rotary positions (rope_max_wavelength="
+                f"{self.rope_max_wavelength!r}) need an even head size, the feature size of the "
+                f"{what} over num_heads={self.num_heads}; received shape "
+                f"{tuple(sequence_shape)}, head size {hidden_dim // self.num_heads}."
+            )
         return hidden_dim
 
-    def _attention(self, name, hidden_dim, query_shape, value_shape):
-        layer = MultiHeadAttention(
-            num_heads=self.num_heads,
-            key_dim=hidden_dim // self.num_heads,
-            dropout=self.dropout,
-            **self._initializers(),
-            dtype=self.dtype_policy,
-            name=name,
-        )
+    def _attention(self, name, hidden_dim, query_shape, value_shape, self_attention=True):
+        """Self-attention is grouped-query (rotary too) when the options ask for it;
+        cross-attention stays multi-head."""
+        common = {"dropout": self.dropout, "use_bias": self.use_bias, **self._initializers(),
+                  "dtype": self.dtype_policy, "name": name}
+        head_dim = hidden_dim // self.num_heads
+        if not (self_attention and self._grouped):
+            layer = MultiHeadAttention(num_heads=self.num_heads, key_dim=head_dim, **common)
+        else:
+            grouped = {"head_dim": head_dim, "num_query_heads": self.num_heads,
+                       "num_key_value_heads": self.num_key_value_heads or self.num_heads}
+            if self.rope_max_wavelength is None:
+                layer = GroupQueryAttention(**grouped, **common)
+            else:
+                layer = _RotaryGroupQueryAttention(
+                    self.rope_max_wavelength, self.rope_scaling_factor, **grouped, **common
+                )
         layer.build(query_shape, value_shape)
         return layer
 
     def _norm(self, name, shape):
-        layer = LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
-        )
+        normalization = RMSNormalization if self.normalization == "rms" else LayerNormalization
+        layer = normalization(epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
         layer.build(shape)
         return layer
+
+    def _with_sliding_window(self, mask, target_length, source_length, start=0):
+        """`mask` (None, or `(batch or 1, target, source)`) AND the sliding window's band."""
+        if self.sliding_window is None:
+            return mask
+        band = sliding_window_mask(target_length, source_length, self.sliding_window, start)
+        return band if mask is None else ops.logical_and(mask, band)
 
     def _dropout(self, name):
         return Dropout(self.dropout, dtype=self.dtype_policy, name=name)
 
+    def _dense(self, name, units, input_shape, activation=None):
+        layer = Dense(units, activation=activation, use_bias=self.use_bias,
+                      **self._initializers(), dtype=self.dtype_policy, name=name)
+        layer.build(input_shape)
+        return layer
+
     def _build_feedforward_dense(self, sequence_shape, hidden_dim):
-        self.feedforward_intermediate_dense = Dense(
-            self.intermediate_dim,
-            activation=self.activation,
-            **self._initializers(),
-            dtype=self.dtype_policy,
-            name="feedforward_intermediate_dense",
+        gated = self.feedforward == "gated"
+        # Gated: the activation goes on the gate, in `_feedforward`. keras-hub's Llama order:
+        # intermediate ("up"), gate, output ("down").
+        self.feedforward_intermediate_dense = self._dense(
+            "feedforward_intermediate_dense", self.intermediate_dim, sequence_shape,
+            None if gated else self.activation,
         )
-        self.feedforward_intermediate_dense.build(sequence_shape)
-        self.feedforward_output_dense = Dense(
-            hidden_dim, **self._initializers(), dtype=self.dtype_policy,
-            name="feedforward_output_dense",
+        if gated:
+            self.feedforward_gate_dense = self._dense(
+                "feedforward_gate_dense", self.intermediate_dim, sequence_shape
+            )
+        self.feedforward_output_dense = self._dense(
+            "feedforward_output_dense", hidden_dim, (*sequence_shape[:-1], self.intermediate_dim)
         )
-        self.feedforward_output_dense.build((*sequence_shape[:-1], self.intermediate_dim))
 
     def _residual(self, x, norm, dropout, sublayer, training):
         """`x + dropout(sublayer(x))`, normalized before (pre-norm) or after (post-norm)."""
@@ -173,7 +342,13 @@ class _TransformerBlock(LoRAComposite, keras.layers.Layer):
 
     def _feedforward(self, x, training):
         def feedforward(x):
-            return self.feedforward_output_dense(self.feedforward_intermediate_dense(x))
+            hidden = self.feedforward_intermediate_dense(x)
+            if self.feedforward == "gated":
+                # activation(gate(x)) * up(x); the activation in float32, as keras-hub's Llama
+                # (and torch's silu) compute it.
+                gate = ops.cast(self.feedforward_gate_dense(x), "float32")
+                hidden = hidden * ops.cast(self.activation(gate), hidden.dtype)
+            return self.feedforward_output_dense(hidden)
 
         return self._residual(
             x, self.feedforward_layer_norm, self.feedforward_dropout, feedforward, training
@@ -190,6 +365,8 @@ class _TransformerBlock(LoRAComposite, keras.layers.Layer):
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "normalize_first": self.normalize_first,
+            **{name: getattr(self, name) for name, default in MODERN_DEFAULTS.items()
+               if getattr(self, name) != default},
             **self._lora_layers_config(),
         }
 
@@ -205,14 +382,35 @@ class TransformerEncoder(_TransformerBlock):
     `hidden_dim // num_heads`. Padded positions (the padding mask, or the Keras mask of the
     input) are hidden as keys from every position.
 
+    The modern block (Llama, Mistral) is a set of options: `normalization="rms"`
+    (`RMSNormalization` in place of `LayerNormalization`), `feedforward="gated"` with
+    `activation="silu"` (SwiGLU: `ffn(x) = down(silu(gate(x)) * up(x))`, the activation in
+    float32), `num_key_value_heads` (grouped-query self-attention, `GroupQueryAttention`),
+    `rope_max_wavelength` (query and key heads rotated by `RotaryEmbedding` after their
+    projections), `sliding_window` and `use_bias=False`; with `normalize_first=True` that is
+    keras-hub's `LlamaTransformerDecoder`. The defaults are the classic block.
+
     Args:
         intermediate_dim: size of the feedforward's hidden layer.
-        num_heads: number of attention heads; at most the input's feature size.
+        num_heads: number of attention heads (query heads); at most the input's feature size.
         dropout: rate of dropout on attention weights and after each sublayer.
-        activation: activation of the feedforward's hidden layer.
-        layer_norm_epsilon: epsilon of the layer normalizations.
+        activation: activation of the feedforward's hidden layer (of its gate, gated).
+        layer_norm_epsilon: epsilon of the normalizations.
         kernel_initializer, bias_initializer: for the attention and dense sublayers.
         normalize_first: pre-norm (True) or post-norm (False).
+        normalization: "layer" (LayerNormalization) or "rms" (RMSNormalization).
+        feedforward: "dense" (`down(activation(up(x)))`) or "gated"
+            (`down(activation(gate(x)) * up(x))`: SwiGLU with "silu", GeGLU with "gelu"),
+            whose gate is the sublayer `feedforward_gate_dense`.
+        num_key_value_heads: number of key and value heads of the self-attention, dividing
+            `num_heads` (grouped-query attention); None for multi-head attention.
+        rope_max_wavelength: rotary positions (RoPE) on the self-attention's query and key
+            heads, with this longest wavelength; None for none. The head size must be even.
+        rope_scaling_factor: RoPE's position interpolation factor (>= 1).
+        sliding_window: a position attends only to positions less than `sliding_window`
+            away (with the causal mask: itself and the `sliding_window - 1` before it,
+            Mistral's window); None for no window.
+        use_bias: whether the attention projections and the feedforward have biases.
 
     Call arguments:
         inputs: `(batch, sequence, hidden_dim)`.
@@ -249,6 +447,8 @@ class TransformerEncoder(_TransformerBlock):
              return_attention_scores=False, mask=None):
         padding_mask = mask if padding_mask is None else padding_mask
         self_attention_mask = merge_padding_and_attention_mask(self, padding_mask, attention_mask)
+        length = ops.shape(inputs)[1]
+        self_attention_mask = self._with_sliding_window(self_attention_mask, length, length)
         scores = []
 
         def self_attention(x):
@@ -294,19 +494,27 @@ class TransformerDecoder(_TransformerBlock):
     `normalize_first`, before). Without an encoder sequence it is a decoder-only (GPT-style)
     block. The output at position `t` depends only on decoder positions `<= t`.
 
+    A Llama-style block is `TransformerDecoder(intermediate_dim, num_heads,
+    num_key_value_heads=..., normalization="rms", feedforward="gated", activation="silu",
+    rope_max_wavelength=10000, use_bias=False, normalize_first=True)` (with `sliding_window`,
+    Mistral's); the options shape the self-attention, the cross-attention stays multi-head.
+
     Args:
         intermediate_dim, num_heads, dropout, activation, layer_norm_epsilon,
-        kernel_initializer, bias_initializer, normalize_first: as in `TransformerEncoder`.
+        kernel_initializer, bias_initializer, normalize_first, normalization, feedforward,
+        num_key_value_heads, rope_max_wavelength, rope_scaling_factor, sliding_window,
+        use_bias: as in `TransformerEncoder`.
 
     Decoding cache (as keras-hub's): with `self_attention_cache`
-    `(batch, 2, max_length, num_heads, head_dim)`, the projected keys and values of the
-    decoder positions seen so far, a call on the next position(s) writes theirs into the
-    cache at `self_attention_cache_update_index`, attends to the cache (causally, from that
-    position on) and returns `(outputs, self_attention_cache)`. With cross-attention a
-    `cross_attention_cache` `(batch, 2, source, num_heads, head_dim)` is required too: filled
-    from `encoder_sequence` with `cross_attention_cache_update_index=0`, then read with None;
-    the call returns `(outputs, self_attention_cache, cross_attention_cache)`. Decoding
-    token by token this way gives the outputs of the full causal pass.
+    `(batch, 2, max_length, num_key_value_heads or num_heads, head_dim)`, the projected (and
+    with RoPE, rotated) keys and values of the decoder positions seen so far, a call on the
+    next position(s) writes theirs into the cache at `self_attention_cache_update_index`,
+    attends to the cache (causally, from that position on) and returns `(outputs,
+    self_attention_cache)`. With cross-attention a `cross_attention_cache` `(batch, 2,
+    source, num_heads, head_dim)` is required too: filled from `encoder_sequence` with
+    `cross_attention_cache_update_index=0`, then read with None; the call returns `(outputs,
+    self_attention_cache, cross_attention_cache)`. Decoding token by token this way gives
+    the outputs of the full causal pass.
 
     Call arguments:
         decoder_sequence: `(batch, target, hidden_dim)`.
@@ -358,7 +566,8 @@ class TransformerDecoder(_TransformerBlock):
         if encoder_sequence_shape is not None:
             validation.min_rank(self, encoder_sequence_shape, 3, "encoder_sequence")
             self.cross_attention = self._attention(
-                "cross_attention", hidden_dim, decoder_sequence_shape, encoder_sequence_shape
+                "cross_attention", hidden_dim, decoder_sequence_shape, encoder_sequence_shape,
+                self_attention=False,
             )
             self.cross_attention_layer_norm = self._norm(
                 "cross_attention_layer_norm", decoder_sequence_shape
@@ -394,14 +603,24 @@ class TransformerDecoder(_TransformerBlock):
             decoder_padding_mask = mask if decoder_sequence_mask is None else decoder_sequence_mask
         if encoder_padding_mask is None:
             encoder_padding_mask = encoder_sequence_mask
+        self_attention_mask = merge_padding_and_attention_mask(
+            self, decoder_padding_mask, decoder_attention_mask,
+            "decoder_padding_mask", "decoder_attention_mask",
+        )
+        if self.sliding_window is not None:
+            target_length = source_length = ops.shape(decoder_sequence)[1]
+            start = self_attention_cache_update_index
+            start = 0 if start is None else start
+            if self_attention_cache is not None:
+                source_length = ops.shape(self_attention_cache)[2]
+            self_attention_mask = self._with_sliding_window(
+                self_attention_mask, target_length, source_length, start
+            )
         x, self_attention_cache = self._attention_residual(
             decoder_sequence, self.self_attention_layer_norm, self.self_attention_dropout,
             self.self_attention, None, training, self_attention_cache,
             cache_update_index=self_attention_cache_update_index,
-            attention_mask=merge_padding_and_attention_mask(
-                self, decoder_padding_mask, decoder_attention_mask,
-                "decoder_padding_mask", "decoder_attention_mask",
-            ),
+            attention_mask=self_attention_mask,
             use_causal_mask=use_causal_mask,
         )
         if has_encoder:

@@ -27,8 +27,9 @@ TRAIN_TO_FORWARD = 3
 # LeakyReLU scales the negative inputs (1); PReLU scales them by its slopes and adds the two
 # parts, as Keras computes it: relu(x) - alpha * relu(-x) (2). ELU and Softmax are left out
 # (None), as Activation is: their work is exponentials, which this module does not count.
+# AlibiBias adds its bias to each score (1; the bias itself is heads x key_length products).
 _PER_ELEMENT = {"LayerNormalization": 8, "RMSNormalization": 4, "BatchNormalization": 4,
-                "ReLU": 1, "LeakyReLU": 1, "PReLU": 2}
+                "ReLU": 1, "LeakyReLU": 1, "PReLU": 2, "AlibiBias": 1}
 
 
 def step_flops(
@@ -229,10 +230,59 @@ def _recurrent(gates: int) -> Callable[[dict, list[tuple[int, ...]], int], int]:
     return count
 
 
+def _conv_lstm_products(config: dict, shapes: list[tuple[int, ...]], batch: int,
+                        recurrent: bool = True) -> int:
+    # Per step: the input convolution onto the four gates (strides, padding, dilation) and,
+    # with `recurrent`, the recurrent one ("same", stride 1) of the state, at every output
+    # position; input shape (time, *spatial, channels), channels first (time, channels, ...).
+    steps, (spatial, channels) = shapes[0][0], _spatial_and_channels(config, shapes[0][1:])
+    outputs = batch * math.prod(_window_outputs(config, spatial, "kernel_size"))
+    kernel = math.prod(_tuple(config["kernel_size"], len(spatial)))
+    filters = config["filters"]
+    reads = channels + (filters if recurrent else 0)
+    return steps * 2 * outputs * kernel * reads * 4 * filters
+
+
+def _conv_lstm(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    steps, (spatial, _) = shapes[0][0], _spatial_and_channels(config, shapes[0][1:])
+    outputs = batch * math.prod(_window_outputs(config, spatial, "kernel_size"))
+    bias = steps * outputs * 4 * config["filters"] if config.get("use_bias", True) else 0
+    return _conv_lstm_products(config, shapes, batch) + bias
+
+
+def _conv_lstm_input_product(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    return _conv_lstm_products(config, shapes, batch, recurrent=False)
+
+
+def _time_distributed(input_products: bool) -> Callable[[dict, list[tuple[int, ...]], int],
+                                                         int | None]:
+    # The wrapped layer on every time slice (input shape (time, ...)): time folded into the
+    # batch. Its forward count, or with `input_products` the products that read its input.
+    def count(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int | None:
+        inner = config.get("layer") or {}
+        table = _INPUT_PRODUCTS if input_products else _COUNTERS
+        counter = table.get(inner.get("class_name"))
+        if counter is None:
+            return 0 if input_products else None
+        return counter(inner["config"], [shapes[0][1:]], batch * shapes[0][0])
+
+    return count
+
+
 def _attention(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
     # Keras's Attention: scores q k^T and the weighted sum of the values, no projections.
     query, value = shapes[0], shapes[1] if len(shapes) > 1 else shapes[0]
     return 2 * 2 * batch * query[-2] * value[-2] * query[-1]
+
+
+def _additive_attention(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    # Keras's AdditiveAttention: for every (target, source) pair, query + key (1 per feature)
+    # and the scale-weighted sum of their tanh (a multiply-add per feature, a plain sum without
+    # use_scale), then the weighted sum of the values; the tanh itself is not counted.
+    query, value = shapes[0], shapes[1] if len(shapes) > 1 else shapes[0]
+    pairs = batch * query[-2] * value[-2]
+    per_feature = 3 if config.get("use_scale", True) else 2
+    return pairs * (per_feature * query[-1] + 2 * value[-1])
 
 
 def _multi_head_attention(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
@@ -293,12 +343,65 @@ def _residual(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int | 
     return work + projection + rows * units
 
 
+def _block_attention(config: dict, width: int) -> tuple[Callable, dict]:
+    """The counter and config of a Transformer block's self-attention: grouped-query with
+    num_key_value_heads or rotary positions (whose rotation is elementwise, not counted)."""
+    heads = config["num_heads"]
+    if config.get("num_key_value_heads") or config.get("rope_max_wavelength"):
+        return _group_query_attention, {
+            "head_dim": width // heads, "num_query_heads": heads,
+            "num_key_value_heads": config.get("num_key_value_heads") or heads}
+    return _multi_head_attention, {"num_heads": heads, "key_dim": width // heads}
+
+
+def _transformer(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    # Self-attention, cross-attention when a decoder is given an encoder sequence (a second
+    # input), the feedforward's products (a third, the gate, with feedforward="gated") and
+    # bias adds, the gate's product, the normalizations (per element, as _PER_ELEMENT) and
+    # the residual additions.
+    width, intermediate = shapes[0][-1], config["intermediate_dim"]
+    rows = batch * math.prod(shapes[0][:-1])
+    counter, attention = _block_attention(config, width)
+    work = counter(attention, [shapes[0]], batch)
+    if len(shapes) > 1:
+        cross = {"num_heads": config["num_heads"], "key_dim": width // config["num_heads"]}
+        work += _multi_head_attention(cross, shapes[:2], batch)
+    gated = config.get("feedforward") == "gated"
+    into = 2 if gated else 1  # the products from the block's width (up, and the gate)
+    work += 2 * rows * width * intermediate * (into + 1)
+    if config.get("use_bias", True):
+        work += rows * (into * intermediate + width)
+    if gated:
+        work += rows * intermediate
+    norm = "RMSNormalization" if config.get("normalization") == "rms" else "LayerNormalization"
+    sublayers = min(len(shapes), 2) + 1  # each with a normalization and a residual addition
+    return work + sublayers * rows * width * (_PER_ELEMENT[norm] + 1)
+
+
+def _transformer_input_products(config: dict, shapes: list[tuple[int, ...]],
+                                batch: int) -> int:
+    # Post-norm, the self-attention's projections read the step's input; pre-norm they read
+    # its normalization, whose scale needs their input gradient. A cross-attention's key and
+    # value projections read the encoder sequence, an input too.
+    width = shapes[0][-1]
+    skipped = 0
+    if not config.get("normalize_first", False):
+        _, attention = _block_attention(config, width)
+        skipped += _attention_input_products(attention, [shapes[0]], batch)
+    if len(shapes) > 1:
+        heads, head = config["num_heads"], width // config["num_heads"]
+        skipped += 2 * 2 * heads * head * batch * math.prod(shapes[1][:-1]) * shapes[1][-1]
+    return skipped
+
+
 _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], int | None]] = {
     "Dense": _dense,
     "Conv1D": _conv,
     "Conv2D": _conv,
     "Conv3D": _conv,
+    "DepthwiseConv1D": _depthwise_conv,
     "DepthwiseConv2D": _depthwise_conv,
+    "SeparableConv1D": _separable_conv,
     "SeparableConv2D": _separable_conv,
     "Conv1DTranspose": _conv_transpose,
     "Conv2DTranspose": _conv_transpose,
@@ -311,11 +414,16 @@ _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], int | None]] =
     "GRU": _recurrent(3),
     "LSTM": _recurrent(4),
     "Bidirectional": _bidirectional,
+    **{f"ConvLSTM{rank}D": _conv_lstm for rank in (1, 2, 3)},
+    "TimeDistributed": _time_distributed(input_products=False),
     "Attention": _attention,
+    "AdditiveAttention": _additive_attention,
     "MultiHeadAttention": _multi_head_attention,
     "GroupQueryAttention": _group_query_attention,
     "Residual": _residual,
     "UpSampling2D": _upsampling_2d,
+    "TransformerEncoder": _transformer,
+    "TransformerDecoder": _transformer,
 }
 
 # For a training step: the products that read the step's input, whose input gradient no
@@ -325,13 +433,19 @@ _INPUT_PRODUCTS: dict[str, Callable[[dict, list[tuple[int, ...]], int], int]] = 
     "Dense": _without_bias(_dense),
     **{name: _without_bias(_conv) for name in ("Conv1D", "Conv2D", "Conv3D")},
     **{f"Conv{rank}DTranspose": _conv_transpose for rank in (1, 2, 3)},
+    "DepthwiseConv1D": _depthwise_product,
     "DepthwiseConv2D": _depthwise_product,
+    "SeparableConv1D": _depthwise_product,
     "SeparableConv2D": _depthwise_product,
     "SimpleRNN": _recurrent_input_product(1),
     "GRU": _recurrent_input_product(3),
     "LSTM": _recurrent_input_product(4),
     "Bidirectional": _bidirectional_input_product,
+    **{f"ConvLSTM{rank}D": _conv_lstm_input_product for rank in (1, 2, 3)},
+    "TimeDistributed": _time_distributed(input_products=True),
     "MultiHeadAttention": _attention_input_products,
     "GroupQueryAttention": _attention_input_products,
     "Residual": _residual_input_products,
+    "TransformerEncoder": _transformer_input_products,
+    "TransformerDecoder": _transformer_input_products,
 }

@@ -282,6 +282,23 @@ def _bidirectional(config: dict, shapes: list[tuple[int, ...]], batch: int) -> C
     return Counts(2 * counts.weights, merged * counts.outputs)
 
 
+def _conv_lstm(config: dict, shapes: list[tuple[int, ...]], batch: int) -> Counts:
+    # Input shape (time, *spatial, channels) (channels first: (time, channels, ...)); kernel
+    # (*k, channels, 4 * filters), recurrent kernel (*k, filters, 4 * filters), bias.
+    steps, (spatial, channels) = shapes[0][0], _spatial_and_channels(config, shapes[0][1:])
+    kernel = math.prod(_tuple(config["kernel_size"], len(spatial)))
+    filters = config["filters"]
+    weights = kernel * (channels + filters) * 4 * filters + _bias(config, 4 * filters)
+    positions = math.prod(_window_outputs(config, spatial, "kernel_size"))
+    return Counts(weights, _recurrent_outputs(config, steps, batch, positions * filters))
+
+
+def _time_distributed(config: dict, shapes: list[tuple[int, ...]], batch: int) -> Counts:
+    # The wrapped layer on every time slice: time folded into the batch.
+    inner = config["layer"]
+    return _COUNTERS[inner["class_name"]](inner["config"], [shapes[0][1:]], batch * shapes[0][0])
+
+
 def _embedding(config: dict, shapes: list[tuple[int, ...]], batch: int) -> Counts:
     lookups = _elements(shapes, batch)
     rows = min(lookups, config["input_dim"])
@@ -366,6 +383,13 @@ def _attention(config: dict, shapes: list[tuple[int, ...]], batch: int) -> Count
     return Counts(scalars, batch * math.prod(query[:-1]) * value[-1])
 
 
+def _additive_attention(config: dict, shapes: list[tuple[int, ...]], batch: int) -> Counts:
+    # The scale is a vector of the query's feature size (Keras's default use_scale=True).
+    query, value, _ = _query_value_key(shapes)
+    weights = query[-1] if config.get("use_scale", True) else 0
+    return Counts(weights, batch * math.prod(query[:-1]) * value[-1])
+
+
 def _multi_head_attention(config: dict, shapes: list[tuple[int, ...]], batch: int) -> Counts:
     query, value, key = _query_value_key(shapes)
     heads, key_dim = config["num_heads"], config["key_dim"]
@@ -391,16 +415,27 @@ def _group_query_attention(config: dict, shapes: list[tuple[int, ...]], batch: i
 def _transformer(cross_attention: bool) -> Callable[[dict, list[tuple[int, ...]], int], Counts]:
     # keras-hub's blocks: self-attention (key_dim = width / heads), a feed-forward Dense pair
     # and a LayerNormalization after each; the decoder adds cross-attention and its
-    # normalization when it is given an encoder sequence (a second input).
+    # normalization when it is given an encoder sequence (a second input). The modern options:
+    # grouped-query self-attention (num_key_value_heads, or rotary positions), RMS norms (a
+    # scale only), a gated feedforward (a third Dense), use_bias=False.
     def count(config: dict, shapes: list[tuple[int, ...]], batch: int) -> Counts:
-        width, intermediate = shapes[0][-1], config["intermediate_dim"]
-        attention = {"num_heads": config["num_heads"], "key_dim": width // config["num_heads"]}
+        width, intermediate, heads = shapes[0][-1], config["intermediate_dim"], config["num_heads"]
+        use_bias = {"use_bias": config.get("use_bias", True)}
+        attention = {"num_heads": heads, "key_dim": width // heads, **use_bias}
         blocks = 2 if cross_attention and len(shapes) > 1 else 1
-        weights = _multi_head_attention(attention, [shapes[0]], 1).weights
+        if config.get("num_key_value_heads") or config.get("rope_max_wavelength"):
+            grouped = {"head_dim": width // heads, "num_query_heads": heads,
+                       "num_key_value_heads": config.get("num_key_value_heads") or heads}
+            weights = _group_query_attention({**grouped, **use_bias}, [shapes[0]], 1).weights
+        else:
+            weights = _multi_head_attention(attention, [shapes[0]], 1).weights
         if blocks == 2:
             weights += _multi_head_attention(attention, [shapes[0], shapes[1]], 1).weights
-        weights += (blocks + 1) * 2 * width  # the normalizations' scales and offsets
-        weights += width * intermediate + intermediate + intermediate * width + width
+        per_norm = width if config.get("normalization") == "rms" else 2 * width
+        weights += (blocks + 1) * per_norm  # the normalizations' scales (and offsets)
+        inputs = 2 if config.get("feedforward") == "gated" else 1  # up (and gate) projections
+        weights += inputs * width * intermediate + intermediate * width
+        weights += _bias(config, inputs * intermediate + width)
         return Counts(weights, _elements(shapes, batch))
 
     return count
@@ -416,7 +451,9 @@ _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], Counts]] = {
     "Conv1D": _conv,
     "Conv2D": _conv,
     "Conv3D": _conv,
+    "DepthwiseConv1D": _depthwise_conv,
     "DepthwiseConv2D": _depthwise_conv,
+    "SeparableConv1D": _separable_conv,
     "SeparableConv2D": _separable_conv,
     **{f"Conv{rank}DTranspose": _conv_transpose for rank in (1, 2, 3)},
     **{f"{kind}Pooling{rank}D": _pooling for kind in ("Max", "Average") for rank in (1, 2, 3)},
@@ -427,9 +464,12 @@ _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], Counts]] = {
     **{name: _recurrent(name) for name in _GATES},
     "RNN": _rnn,
     "Bidirectional": _bidirectional,
+    **{f"ConvLSTM{rank}D": _conv_lstm for rank in (1, 2, 3)},
+    "TimeDistributed": _time_distributed,
     **{name: _same_shape for name in (
         "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
-        "GaussianDropout", "AlphaDropout", "UnitNormalization", "RotaryEmbedding")},
+        "GaussianDropout", "AlphaDropout", "UnitNormalization", "RotaryEmbedding",
+        "AlibiBias")},
     "Embedding": _embedding,
     "ReversibleEmbedding": _embedding,
     "PositionEmbedding": _position_embedding,
@@ -442,6 +482,7 @@ _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], Counts]] = {
     "SpectralNormalization": _spectral_normalization,
     "Residual": _residual,
     "Attention": _attention,
+    "AdditiveAttention": _additive_attention,
     "MultiHeadAttention": _multi_head_attention,
     "GroupQueryAttention": _group_query_attention,
     "TransformerEncoder": _transformer(cross_attention=False),
@@ -451,5 +492,7 @@ _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], Counts]] = {
 # Layers whose backward pass reads their weights: a gradient reaches one weight through a
 # product with another (a recurrence, attention's projections, a block's sublayers).
 _CHAINED = frozenset({"SimpleRNN", "GRU", "LSTM", "RNN", "Bidirectional", "SeparableConv2D",
+                      "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
+                      "SeparableConv1D",
                       "MultiHeadAttention", "GroupQueryAttention", "TransformerEncoder",
                       "TransformerDecoder"})
