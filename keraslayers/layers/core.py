@@ -1,13 +1,14 @@
-"""Core layers: Dense, Activation, ReLU."""
+"""Core layers: Dense, EinsumDense, Activation, ReLU."""
 
 from __future__ import annotations
 
 import numbers
+import string
 
 import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
-from keraslayers.layers import quantization, validation
+from keraslayers.layers import einsum_arithmetic, quantization, validation
 from keraslayers.layers.lora import LoRA, adapted_weight
 from keraslayers.layers.quantization import Quantizable
 
@@ -339,29 +340,7 @@ class Dense(Quantizable, LoRA, keras.layers.Layer):
         return ops.cast(outputs + (self.lora_alpha / self.lora_rank) * update, self.compute_dtype)
 
     def _float8_call(self, inputs, training=None):
-        inputs_qdq = quantization.float8_input_qdq(self, training)
-        outputs = ops.matmul(
-            inputs_qdq(inputs, ops.convert_to_tensor(self.inputs_scale),
-                       ops.convert_to_tensor(self.inputs_amax_history)),
-            inputs_qdq(ops.convert_to_tensor(self._kernel),
-                       ops.convert_to_tensor(self.kernel_scale),
-                       ops.convert_to_tensor(self.kernel_amax_history)),
-        )
-        # Right after the product, so XLA's gemm rewrite sees the pattern (as Keras places it).
-        outputs = quantization.float8_gradient_qdq(self)(
-            outputs, ops.convert_to_tensor(self.outputs_grad_scale),
-            ops.convert_to_tensor(self.outputs_grad_amax_history),
-        )
-        bias = self.bias
-        if bias is not None and self.dtype_policy.compute_dtype == "float32":
-            # Keras rounds a float32 bias through bfloat16 here (for the bias-add fusion);
-            # done too so that the outputs are Keras's.
-            bias = ops.cast(ops.cast(bias, "bfloat16"), bias.dtype)
-        if bias is not None:
-            outputs = outputs + bias
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return quantization.float8_product(self, inputs, ops.matmul, training)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
@@ -385,6 +364,383 @@ class Dense(Quantizable, LoRA, keras.layers.Layer):
 
 
 Dense._quantizing_class = Dense
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class EinsumDense(Quantizable, LoRA, keras.layers.Layer):
+    """A dense layer written as an einsum: `outputs = activation(einsum(equation, inputs,
+    kernel) + bias)`.
+
+    The equation names the input's, the kernel's and the output's axes (`"abc,cd->abd"`: a
+    Dense over the last axis of a sequence; `"abc,cde->abde"`: a projection to heads);
+    labels the output lacks are summed over, and the kernel's shape follows from the input's
+    and `output_shape`. Drop-in for `keras.layers.EinsumDense` (same arguments, weights
+    `kernel` and `bias`, the same shapes, quantized weights and LoRA factors).
+
+    Args:
+        equation: `"ab,bc->ac"`-style (the first label is the batch axis),
+            `"...b,bc->...c"` (the ellipsis holds the batch and any leading axes) or
+            `"ab...,bc->ac..."` (trailing axes).
+        output_shape: an integer or a sequence: the sizes of the output's labelled axes
+            without the batch axis and the ellipsis; None takes the input's size.
+        activation: activation name or callable; None for linear.
+        bias_axes: None (no bias) or a string of output labels the bias varies along; its
+            shape spans the output from the first of them (1 on the others).
+        kernel_initializer, bias_initializer: initializers of the weights (a variance-scaling
+            kernel initializer counts the fans over the kernel's input and output axes).
+        kernel_regularizer, bias_regularizer: optional regularizers (`activity_regularizer`
+            is a keyword, as in Keras).
+        kernel_constraint, bias_constraint: optional constraints.
+        lora_rank, lora_alpha: as in `Dense`: `lora_kernel_a` `(*kernel_shape[:-1], rank)`,
+            `lora_kernel_b` `(rank, kernel_shape[-1])`.
+        gptq_unpacked_column_size: kept in the config, as Keras keeps it (GPTQ weights are
+            not built by this layer).
+        quantization_config: as in `Dense`.
+
+    Quantization, as Keras's EinsumDense: "int8" (kernel int8 in its shape; `kernel_scale`
+    of the output's rank, the kernel's sizes on the output axes it has and 1 elsewhere:
+    `(1, 1, d, e)` for `"abc,cde->abde"`; inputs quantized to int8 over their summed axes),
+    "int4" (the kernel viewed as `(rows, columns)`, rows the summed axes, packed to
+    `(rows, ceil(columns / 2))`; a scale per column, or per 128 rows with a zero point and
+    `g_idx`), "float8" (as Dense). LoRA works on int8 and int4 layers.
+
+    Input shape:
+        The rank the equation names (at least that rank with an ellipsis).
+
+    Output shape:
+        The equation's output: `(batch, ..., *output_shape)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> layer = kl.EinsumDense("abc,cde->abde", output_shape=(None, 4, 8), bias_axes="de")
+        >>> tuple(layer(np.ones((2, 5, 16), "float32")).shape)
+        (2, 5, 4, 8)
+        >>> [tuple(w.shape) for w in layer.weights]
+        [(16, 4, 8), (4, 8)]
+    """
+
+    _quantization_modes = ("int8", "int4", "float8")
+
+    def __init__(
+        self,
+        equation,
+        output_shape,
+        activation=None,
+        bias_axes=None,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        lora_rank=None,
+        lora_alpha=None,
+        gptq_unpacked_column_size=None,
+        quantization_config=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self._init_quantization(quantization_config)
+        self._init_lora(lora_rank, lora_alpha)
+        self._set_equation(equation, output_shape, bias_axes)
+        self.activation = validation.activation(self, activation)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.gptq_unpacked_column_size = gptq_unpacked_column_size
+
+    def _set_equation(self, equation, output_shape, bias_axes) -> None:
+        self._parsed = einsum_arithmetic.parse(self, equation)
+        self.equation = equation
+        self.partial_output_shape = einsum_arithmetic.checked_output_shape(
+            self, self._parsed, output_shape
+        )
+        self.bias_axes = einsum_arithmetic.checked_bias_axes(self, self._parsed, bias_axes)
+
+    def _resolve(self, input_shape, need_weights=True):
+        return einsum_arithmetic.resolve(
+            self, self._parsed, input_shape, self.partial_output_shape, need_weights
+        )
+
+    def _kernel_initializer_for(self, layout):
+        """Keras's: a variance-scaling initializer without axes gets the kernel's input and
+        output axes (a copy, with the same seed), so its fans are the features'."""
+        initializer = self.kernel_initializer
+        if isinstance(initializer, initializers.VarianceScaling) and (
+            initializer.input_axes is None or initializer.output_axes is None
+        ):
+            config = initializer.get_config()
+            config["seed"] = initializer.seed
+            config["input_axes"], config["output_axes"] = layout.kernel_fan_axes
+            initializer = initializer.__class__.from_config(config)
+        return initializer
+
+    def build(self, input_shape):
+        layout = self._resolve(input_shape)
+        self._layout = layout
+        kernel_shape = layout.kernel_shape
+        mode = self.quantization_mode
+        # A quantized policy builds the quantized weights first, as Keras does.
+        if mode:
+            self.quantized_build(kernel_shape, mode, self.quantization_config)
+        if mode not in ("int8", "int4"):
+            self._kernel = self.add_weight(
+                name="kernel",
+                shape=kernel_shape,
+                initializer=self._kernel_initializer_for(layout),
+                regularizer=self.kernel_regularizer,
+                constraint=self.kernel_constraint,
+            )
+        self.bias = None
+        if layout.bias_shape is not None:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=layout.bias_shape,
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        contracted = {layout.inputs.index(c) - len(layout.inputs): layout.sizes[c]
+                      for c in layout.kernel if c in layout.inputs}
+        validation.expect_input_spec(self, rank=len(input_shape), axes_sizes=contracted)
+        self.built = True
+        self._build_lora()
+
+    kernel = adapted_weight("kernel", "The kernel (the equation's kernel shape), with LoRA's.")
+
+    def _product(self, inputs, kernel):
+        return ops.einsum(self.equation, inputs, kernel)
+
+    def call(self, inputs, training=None):
+        return self._bias_and_activation(self._product(inputs, self.kernel))
+
+    # Shared with Dense: the bias and activation, the float8 variables, the file order.
+    _bias_and_activation = Dense._bias_and_activation
+    _float8_build = Dense._float8_build
+    _quantized_weight_names = Dense._quantized_weight_names
+
+    # Quantization: the weights (`Quantizable` drives them).
+
+    def _float_weight_shape(self):
+        return tuple(self._kernel.shape)
+
+    def _replaced_weights(self, mode):
+        return ("_kernel",) if mode in ("int8", "int4") else ()
+
+    def _quantize_int8(self, config):
+        quantizer = keras.quantizers.QuantizationConfig.weight_quantizer_or_default(
+            config, keras.quantizers.AbsMaxQuantizer(axis=self._layout.kernel_reduced_axes)
+        )
+        kernel, scale = quantizer(self._kernel, to_numpy=True)
+        return {"_kernel": kernel, "kernel_scale": self._layout.to_output_layout(scale, "kernel")}
+
+    def _quantize_int4(self, config):
+        block_size = quantization.int4_block_size(self, config)
+        # Keras's 2D view: a plain reshape of the kernel as stored.
+        flat = ops.reshape(self._kernel, self._layout.kernel_rows_columns)
+        if block_size is None:
+            kernel, scale = keras.quantizers.abs_max_quantize(
+                flat, axis=0, value_range=quantization.INT4_RANGE, dtype="int8", to_numpy=True
+            )
+            values = {"kernel_scale": ops.squeeze(scale, axis=0)}
+        else:
+            kernel, scale, zero = quantization.quantize_grouped(flat, block_size)
+            values = {"kernel_scale": scale, "kernel_zero": zero}
+        packed, _, _ = keras.quantizers.pack_int4(kernel, axis=-1)
+        return {"_kernel": packed, **values}
+
+    def _quantize_float8(self, config):
+        return {}
+
+    def _int8_build(self, kernel_shape, config=None):
+        self.inputs_quantizer = keras.quantizers.QuantizationConfig.activation_quantizer_or_default(
+            config, keras.quantizers.AbsMaxQuantizer()
+        )
+        self._kernel = self.add_weight(
+            name="kernel", shape=kernel_shape, initializer="zeros", dtype="int8",
+            trainable=False,
+        )
+        self.kernel_scale = self.add_weight(
+            name="kernel_scale", shape=self._layout.kernel_scale_shape, initializer="ones",
+            trainable=False,
+        )
+
+    def _int4_build(self, kernel_shape, config=None):
+        self.inputs_quantizer = keras.quantizers.QuantizationConfig.activation_quantizer_or_default(
+            config, None
+        )
+        rows, columns = self._layout.kernel_rows_columns
+        # Two 4-bit values per byte along the columns: (rows, ceil(columns / 2))
+        self._kernel = self.add_weight(
+            name="kernel", shape=(rows, (columns + 1) // 2), initializer="zeros",
+            dtype="int8", trainable=False,
+        )
+        block_size = quantization.int4_block_size(self, config)
+        self._int4_block_size = block_size
+        scale_shape = (columns,) if block_size is None else (-(-rows // block_size), columns)
+        self.kernel_scale = self.add_weight(
+            name="kernel_scale", shape=scale_shape, initializer="ones", trainable=False
+        )
+        if block_size is not None:
+            self.kernel_zero = self.add_weight(
+                name="kernel_zero", shape=scale_shape, initializer="zeros", dtype="int8",
+                trainable=False,
+            )
+            self.g_idx = self.add_weight(
+                name="g_idx", shape=(rows,), dtype="float32", trainable=False,
+                initializer=lambda shape, dtype: ops.floor_divide(
+                    ops.arange(rows, dtype=dtype), block_size
+                ),
+            )
+
+    def _unpacked_int4_kernel(self, kernel):
+        """`(rows, columns)` int8 values of the packed kernel."""
+        return keras.quantizers.unpack_int4(kernel, self._layout.kernel_rows_columns[1], axis=-1)
+
+    def _dequantized_int4_kernel(self, unpacked, kernel_scale, kernel_zero=None, g_idx=None):
+        """The float kernel, in its shape, of the `(rows, columns)` int4 values."""
+        if self._int4_block_size is None:
+            kernel = ops.divide(ops.cast(unpacked, self.compute_dtype), kernel_scale)
+        else:
+            kernel = ops.cast(quantization.dequantize_grouped(
+                unpacked, kernel_scale, kernel_zero, g_idx, group_axis=0
+            ), self.compute_dtype)
+        return ops.reshape(kernel, self._quantized_shape)
+
+    def _dequantized_weight(self):
+        """The float kernel the quantized one stands for."""
+        if self.quantization_mode == "int4":
+            return self._dequantized_int4_kernel(
+                self._unpacked_int4_kernel(self._kernel), self.kernel_scale,
+                getattr(self, "kernel_zero", None), getattr(self, "g_idx", None),
+            )
+        scale = self._layout.kernel_layout_scale(ops.convert_to_tensor(self.kernel_scale))
+        return ops.divide(ops.cast(self._kernel, self.compute_dtype), scale)
+
+    # Quantization: the forward passes (Keras's `quantized_call` picks one by mode).
+
+    def _quantized_inputs(self, inputs):
+        """Inputs as int8 and their scale laid out against the output."""
+        values, scale = self.inputs_quantizer(inputs, axis=self._layout.input_reduced_axes)
+        return values, self._layout.to_output_layout(scale, "input")
+
+    def _int8_call(self, inputs, training=None):
+        layout, compute_dtype = self._layout, self.compute_dtype
+
+        @ops.custom_gradient
+        def product(inputs, kernel, kernel_scale):
+            def grad(*args, upstream=None):
+                if upstream is None:
+                    (upstream,) = args
+                float_kernel = ops.divide(
+                    ops.cast(kernel, compute_dtype), layout.kernel_layout_scale(kernel_scale)
+                )
+                return layout.input_gradient(upstream, float_kernel, inputs), None, None
+
+            if self.inputs_quantizer:
+                values, inputs_scale = self._quantized_inputs(inputs)
+                outputs = ops.cast(ops.einsum(self.equation, values, kernel), compute_dtype)
+                return ops.divide(outputs, ops.multiply(inputs_scale, kernel_scale)), grad
+            if keras.backend.backend() == "torch":
+                # torch's einsum takes no float x int8 product: dequantize first, as Keras.
+                float_kernel = ops.divide(
+                    ops.cast(kernel, compute_dtype), layout.kernel_layout_scale(kernel_scale)
+                )
+                return ops.einsum(self.equation, inputs, float_kernel), grad
+            outputs = ops.cast(ops.einsum(self.equation, inputs, kernel), compute_dtype)
+            return ops.divide(outputs, kernel_scale), grad
+
+        outputs = product(
+            inputs, ops.convert_to_tensor(self._kernel), ops.convert_to_tensor(self.kernel_scale)
+        )
+        return self._bias_and_activation(self._add_lora(inputs, outputs))
+
+    def _int4_call(self, inputs, training=None):
+        layout, compute_dtype = self._layout, self.compute_dtype
+        grouped = self._int4_block_size is not None
+
+        @ops.custom_gradient
+        def product(inputs, kernel, *scales):
+            float_kernel = self._dequantized_int4_kernel(
+                self._unpacked_int4_kernel(kernel), *scales
+            )
+
+            def grad(*args, upstream=None):
+                if upstream is None:
+                    (upstream,) = args
+                gradient = layout.input_gradient(upstream, float_kernel, inputs)
+                return (gradient, None, *(None for _ in scales))
+
+            if self.inputs_quantizer and not grouped:
+                values, inputs_scale = self._quantized_inputs(inputs)
+                if keras.backend.backend() == "torch":
+                    values = ops.cast(values, compute_dtype)
+                outputs = ops.einsum(self.equation, values, float_kernel)
+                return ops.divide(ops.cast(outputs, compute_dtype), inputs_scale), grad
+            return ops.einsum(self.equation, inputs, float_kernel), grad
+
+        scales = [self.kernel_scale] + ([self.kernel_zero, self.g_idx] if grouped else [])
+        outputs = product(
+            inputs, ops.convert_to_tensor(self._kernel),
+            *(ops.convert_to_tensor(s) for s in scales),
+        )
+        return self._bias_and_activation(self._add_lora(inputs, outputs))
+
+    def _add_lora(self, inputs, outputs):
+        """The LoRA branch beside the quantized product, as Keras's: the equation with
+        `lora_kernel_a` in the kernel's place (the rank for its last axis), then `@ b`."""
+        if not self.lora_enabled:
+            return outputs
+        a, b = self._lora_factors()
+        layout = self._layout
+        last = layout.kernel[-1]
+        scale = self.lora_alpha / self.lora_rank
+        if last not in layout.outputs:
+            # The kernel's last axis is summed over: the factors meet as one kernel (Keras's
+            # branch fails there).
+            update = ops.einsum(self.equation, inputs, ops.matmul(a, b))
+            return ops.cast(outputs + scale * update, self.compute_dtype)
+        rank_label = next(c for c in string.ascii_letters
+                          if c not in layout.inputs + layout.kernel + layout.outputs)
+        low_rank = layout.outputs.replace(last, rank_label)
+        update = ops.einsum(
+            f"{layout.inputs},{layout.kernel[:-1]}{rank_label}->{low_rank}", inputs, a
+        )
+        update = ops.einsum(f"{low_rank},{rank_label}{last}->{layout.outputs}", update, b)
+        return ops.cast(outputs + scale * update, self.compute_dtype)
+
+    def _float8_call(self, inputs, training=None):
+        return quantization.float8_product(self, inputs, self._product, training)
+
+    def compute_output_shape(self, input_shape):
+        return self._resolve(input_shape, need_weights=False).output_shape
+
+    def get_config(self):
+        config = {
+            **super().get_config(),
+            "output_shape": self.partial_output_shape,
+            "equation": self.equation,
+            "activation": activations.serialize(self.activation),
+            "bias_axes": self.bias_axes,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+            **self._quantized_config(),
+            **self._lora_config(),
+        }
+        if self.gptq_unpacked_column_size:
+            config["gptq_unpacked_column_size"] = self.gptq_unpacked_column_size
+        return config
+
+
+EinsumDense._quantizing_class = EinsumDense
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")

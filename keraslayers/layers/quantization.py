@@ -1,4 +1,5 @@
-"""Quantization (int8, int4, float8) shared by Dense, Embedding and ReversibleEmbedding.
+"""Quantization (int8, int4, float8) shared by Dense, EinsumDense (and the attention
+projections, which are EinsumDense layers), Embedding and ReversibleEmbedding.
 
 The layers quantize as Keras 3.15.1's do, through the public `keras.quantizers` and
 `keras.dtype_policies`: `layer.quantize(mode)` (or `model.quantize(mode)`) replaces the float
@@ -211,6 +212,36 @@ def float8_gradient_qdq(layer):
         return outputs, grad
 
     return qdq
+
+
+def float8_product(layer, inputs, product, training):
+    """`product(inputs, kernel)` on float8 quantize-dequantized operands (`float8_input_qdq`
+    with the layer's `inputs_*` and `kernel_*` scales), its gradient float8 quantize-
+    dequantized on the way back (`float8_gradient_qdq`), then the bias and activation, as
+    Keras's float8 Dense and EinsumDense compute."""
+    inputs_qdq = float8_input_qdq(layer, training)
+    outputs = product(
+        inputs_qdq(inputs, ops.convert_to_tensor(layer.inputs_scale),
+                   ops.convert_to_tensor(layer.inputs_amax_history)),
+        inputs_qdq(ops.convert_to_tensor(layer._kernel),
+                   ops.convert_to_tensor(layer.kernel_scale),
+                   ops.convert_to_tensor(layer.kernel_amax_history)),
+    )
+    # Right after the product, so XLA's gemm rewrite sees the pattern (as Keras places it).
+    outputs = float8_gradient_qdq(layer)(
+        outputs, ops.convert_to_tensor(layer.outputs_grad_scale),
+        ops.convert_to_tensor(layer.outputs_grad_amax_history),
+    )
+    bias = layer.bias
+    if bias is not None and layer.dtype_policy.compute_dtype == "float32":
+        # Keras rounds a float32 bias through bfloat16 here (for the bias-add fusion); done
+        # too so that the outputs are Keras's.
+        bias = ops.cast(ops.cast(bias, "bfloat16"), bias.dtype)
+    if bias is not None:
+        outputs = outputs + bias
+    if layer.activation is not None:
+        outputs = layer.activation(outputs)
+    return outputs
 
 
 class Quantizable:
