@@ -19,7 +19,7 @@ from keraslayers.layers.convolution import (
     SeparableConv1D,
     SeparableConv2D,
 )
-from keraslayers.layers.core import Activation, Dense, ReLU
+from keraslayers.layers.core import Activation, Dense, EinsumDense, ReLU
 from keraslayers.layers.embedding import (
     AlibiBias,
     Embedding,
@@ -111,6 +111,7 @@ __all__ = [
     "ConvLSTM2D",
     "ConvLSTM3D",
     "Dense",
+    "EinsumDense",
     "DepthwiseConv1D",
     "DepthwiseConv2D",
     "Dropout",

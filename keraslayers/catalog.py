@@ -36,6 +36,10 @@ def _nested(class_name: str, config: dict) -> dict:
 LAYERS: tuple[LayerRecord, ...] = (
     LayerRecord("Dense", "core", "Dense", "Fully connected: activation(x @ kernel + bias).",
                 {"units": 16, "activation": "relu"}, (4, 8)),
+    LayerRecord("EinsumDense", "core", "EinsumDense",
+                "Dense layer as an einsum: any equation, bias along chosen output axes.",
+                {"equation": "abc,cde->abde", "output_shape": [None, 2, 4], "bias_axes": "de"},
+                (2, 3, 8)),
     LayerRecord("Activation", "core", "Activation",
                 "Elementwise activation by name (relu, gelu, silu, softmax, ...) or callable.",
                 {"activation": "gelu"}, (4, 8)),

@@ -62,6 +62,7 @@ def test_library_imports_no_backend():
 # = gamma, beta / moving mean, moving variance.
 EXAMPLE_WEIGHT_COUNTS = {
     "Dense": (2, 0, 0),
+    "EinsumDense": (2, 0, 0),
     "Activation": (0, 0, 0),
     "ReLU": (0, 0, 0),
     "LeakyReLU": (0, 0, 0),

@@ -168,3 +168,38 @@ def test_pooling_output_sizes_are_the_layers_own(padding, pool, stride):
     for length in range(pool, 20):
         outputs = kl.MaxPooling1D(**config).compute_output_shape((1, length, 1))[1]
         assert forward_flops("MaxPooling1D", config, (length, 1), 1) == outputs * pool
+
+
+def test_depthwise_and_separable_1d():
+    # 10 steps, 3 channels, kernel 3, stride 2, "same": 5 outputs; multiplier 2 -> 6 channels.
+    depthwise = {"kernel_size": 3, "strides": 2, "padding": "same", "depth_multiplier": 2}
+    assert forward_flops("DepthwiseConv1D", depthwise, (10, 3), 2) == (
+        2 * (2 * 5 * 6 * 3) + 2 * 5 * 6)
+    # Then 6 -> 4 pointwise; a training step skips the depthwise product's input gradient.
+    separable = {**depthwise, "filters": 4, "use_bias": False}
+    forward = 2 * 5 * 6 * 3 + 2 * 5 * 6 * 4
+    assert forward_flops("SeparableConv1D", separable, (10, 3), 1) == forward
+    assert step_flops("SeparableConv1D", separable, (10, 3), 1, "train") == (
+        3 * forward - 2 * 5 * 6 * 3)
+
+
+def test_additive_attention_sums_a_scaled_tanh_per_pair():
+    # batch 2, 3 targets of width 4, 5 sources with values of width 6: per pair, q + k and a
+    # multiply-add per feature, then a multiply-add per value feature.
+    pairs = 2 * 3 * 5
+    assert forward_flops("AdditiveAttention", {}, [(3, 4), (5, 6), (5, 4)], 2) == (
+        pairs * (3 * 4 + 2 * 6))
+    assert forward_flops("AdditiveAttention", {"use_scale": False}, (3, 4), 2) == (
+        2 * 3 * 3 * (2 * 4 + 2 * 4))
+
+
+def test_einsum_dense_counts_its_contraction_and_bias():
+    # "abc,cde->abde": batch 2, 5 positions, 8 features -> 3 heads of 4; bias (3, 4).
+    config = {"equation": "abc,cde->abde", "output_shape": [None, 3, 4], "bias_axes": "de"}
+    assert forward_flops("EinsumDense", config, (5, 8), 2) == 2 * 2 * 5 * 8 * 3 * 4 + 2 * 5 * 3 * 4
+    assert step_flops("EinsumDense", config, (5, 8), 2, "train") == (
+        3 * forward_flops("EinsumDense", config, (5, 8), 2) - 2 * 2 * 5 * 8 * 3 * 4)
+    # The Dense form counts as Dense; an ellipsis names the leading axes.
+    dense_form = {"equation": "...b,bc->...c", "output_shape": 4}
+    assert forward_flops("EinsumDense", dense_form, (5, 16), 8) == (
+        forward_flops("Dense", {"units": 4, "use_bias": False}, (5, 16), 8))

@@ -25,6 +25,16 @@ def test_dense_predict_and_train_by_hand():
         x + w + y + loss + backward + update) == 1008
 
 
+def test_einsum_dense_by_hand():
+    # "abc,cde->abde" on (2, 5, 8) -> (2, 5, 3, 4): kernel (8, 3, 4), bias (3, 4).
+    config = {"equation": "abc,cde->abde", "output_shape": [None, 3, 4], "bias_axes": "de"}
+    x, w, y = 2 * 5 * 8 * F32, (8 * 3 * 4 + 3 * 4) * F32, 2 * 5 * 3 * 4 * F32
+    assert step_bytes("EinsumDense", config, (5, 8), 2) == x + w + y
+    # Right ellipsis: "ab...,bc->ac..." on (2, 6, 7): kernel (6, 4), output (2, 4, 7).
+    right = {"equation": "ab...,bc->ac...", "output_shape": [4]}
+    assert step_counts("EinsumDense", right, (6, 7), 2).outputs == 2 * 4 * 7
+
+
 def test_mixed_precision_counts_outputs_in_the_compute_dtype_and_weights_in_float32():
     x, w, y = 2 * 8 * F32, (8 * 4 + 4) * F32, 2 * 4 * 2
     assert step_bytes("Dense", {"units": 4}, (8,), 2, dtype="mixed_bfloat16") == x + w + y
@@ -123,6 +133,25 @@ def test_multi_head_attention_by_hand():
     assert step_bytes("MultiHeadAttention", config, (6, 8), 2) == x + w + x == 1920
     value = 2 * 3 * 8 * F32
     assert step_bytes("MultiHeadAttention", config, [(6, 8), (3, 8)], 2) == x + value + w + x
+
+
+def test_depthwise_and_separable_1d_by_hand():
+    # 10 steps, 3 channels, kernel 3, multiplier 2, "same": kernel (3, 3, 2) and bias (6,).
+    config = {"kernel_size": 3, "padding": "same", "depth_multiplier": 2}
+    x, w, y = 2 * 10 * 3 * F32, (3 * 3 * 2 + 6) * F32, 2 * 10 * 6 * F32
+    assert step_bytes("DepthwiseConv1D", config, (10, 3), 2) == x + w + y
+    # Then pointwise (1, 6, 4) and bias (4,); its backward pass reads the weights too.
+    separable = {**config, "filters": 4}
+    w, y = (3 * 3 * 2 + 6 * 4 + 4) * F32, 2 * 10 * 4 * F32
+    assert step_bytes("SeparableConv1D", separable, (10, 3), 2) == x + w + y
+    assert step_bytes("SeparableConv1D", separable, (10, 3), 2, "train") == (
+        (x + w + y) + 3 * y + (y + x + w) + w + 3 * w)
+
+
+def test_additive_attention_reads_its_scale_vector():
+    x, value = 2 * 6 * 8 * F32, 2 * 3 * 8 * F32
+    assert step_bytes("AdditiveAttention", {}, [(6, 8), (3, 8)], 2) == x + value + 8 * F32 + x
+    assert step_bytes("AdditiveAttention", {"use_scale": False}, (6, 8), 2) == x + x
 
 
 def test_a_layer_whose_output_depends_on_the_input_shape_alone_does_not_read_it():

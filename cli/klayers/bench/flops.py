@@ -13,6 +13,7 @@ gets None, and its GFLOP/s column stays empty rather than showing a made-up figu
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -72,6 +73,48 @@ def _dense(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
     inputs, units = shapes[0][-1], config["units"]
     bias = rows * units if config.get("use_bias", True) else 0
     return 2 * rows * inputs * units + bias
+
+
+def einsum_dense_sizes(config: dict, shape: tuple[int, ...], batch: int
+                       ) -> tuple[dict[str, int], str, str, str, tuple[int, ...] | None]:
+    """EinsumDense's axes for an input of `shape` (batch excluded): (label sizes; the input,
+    kernel and output labels, ellipsis axes named by digits; the bias shape or None), as
+    keraslayers' einsum_arithmetic resolves them (Keras's three equation forms)."""
+    equation = config["equation"].replace("...", "0")
+    inputs, kernel, outputs = re.fullmatch(r"(0?[a-zA-Z]+0?),([a-zA-Z]+)->(0?[a-zA-Z]+0?)",
+                                           equation).groups()
+    full = (batch, *shape)
+    left = inputs.startswith("0")
+    inputs, outputs = inputs.strip("0"), outputs.strip("0")
+    partial = config["output_shape"]
+    partial = [partial] if isinstance(partial, int) else list(partial)
+    given = outputs if left else outputs[1:]
+    # The ellipsis axes, named "0", "1", ... (no equation letter is a digit).
+    names = [str(i) for i in range(len(full) - len(inputs))]
+    input_labels = (names + list(inputs)) if left else (list(inputs) + names)
+    output_labels = (names + list(outputs)) if left else (list(outputs) + names)
+    sizes = dict(zip(input_labels, full, strict=True))
+    for label, size in zip(given, partial, strict=True):
+        if size is not None:
+            sizes[label] = size
+    bias_axes = config.get("bias_axes")
+    bias = None
+    if bias_axes:
+        first = min(outputs.index(c) for c in bias_axes)
+        bias = tuple(sizes[c] if c in bias_axes else 1 for c in outputs[first:])
+    return sizes, "".join(input_labels), kernel, "".join(output_labels), bias
+
+
+def _einsum_product(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    sizes, inputs, kernel, _, _ = einsum_dense_sizes(config, shapes[0], batch)
+    labels = [c for c in sizes if c in inputs or c in kernel]
+    return 2 * math.prod(sizes[c] for c in labels)
+
+
+def _einsum_dense(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    sizes, _, _, outputs, bias = einsum_dense_sizes(config, shapes[0], batch)
+    bias_adds = math.prod(sizes[c] for c in outputs) if bias is not None else 0
+    return _einsum_product(config, shapes, batch) + bias_adds
 
 
 def _tuple(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
@@ -396,6 +439,7 @@ def _transformer_input_products(config: dict, shapes: list[tuple[int, ...]],
 
 _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], int | None]] = {
     "Dense": _dense,
+    "EinsumDense": _einsum_dense,
     "Conv1D": _conv,
     "Conv2D": _conv,
     "Conv3D": _conv,
@@ -431,6 +475,7 @@ _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], int | None]] =
 # scales their input by a learned scalar, so the gradient flows back to it.
 _INPUT_PRODUCTS: dict[str, Callable[[dict, list[tuple[int, ...]], int], int]] = {
     "Dense": _without_bias(_dense),
+    "EinsumDense": _einsum_product,
     **{name: _without_bias(_conv) for name in ("Conv1D", "Conv2D", "Conv3D")},
     **{f"Conv{rank}DTranspose": _conv_transpose for rank in (1, 2, 3)},
     "DepthwiseConv1D": _depthwise_product,

@@ -32,7 +32,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from klayers.bench.flops import _as_shapes, _spatial_and_channels, _tuple, _window_outputs
+from klayers.bench.flops import (
+    _as_shapes,
+    _spatial_and_channels,
+    _tuple,
+    _window_outputs,
+    einsum_dense_sizes,
+)
 
 Shape = Sequence[int]
 
@@ -159,6 +165,12 @@ def _dense_weights(config: dict, inputs: int) -> int:
 def _dense(config: dict, shapes: list[tuple[int, ...]], batch: int) -> Counts:
     rows = batch * math.prod(shapes[0][:-1])
     return Counts(_dense_weights(config, shapes[0][-1]), rows * config["units"])
+
+
+def _einsum_dense(config: dict, shapes: list[tuple[int, ...]], batch: int) -> Counts:
+    sizes, _, kernel, outputs, bias = einsum_dense_sizes(config, shapes[0], batch)
+    weights = math.prod(sizes[c] for c in kernel) + (math.prod(bias) if bias else 0)
+    return Counts(weights, math.prod(sizes[c] for c in outputs))
 
 
 def _bias(config: dict, size: int) -> int:
@@ -443,6 +455,7 @@ def _transformer(cross_attention: bool) -> Callable[[dict, list[tuple[int, ...]]
 
 _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], Counts]] = {
     "Dense": _dense,
+    "EinsumDense": _einsum_dense,
     "Activation": _same_shape,
     "ReLU": _same_shape,
     **{name: _same_shape for name in ("LeakyReLU", "ELU", "Softmax")},
