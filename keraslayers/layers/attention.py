@@ -1,4 +1,4 @@
-"""Attention layers: Attention, MultiHeadAttention, GroupQueryAttention.
+"""Attention layers: Attention, AdditiveAttention, MultiHeadAttention, GroupQueryAttention.
 
 Every layer hands its projected tensors to one function, `attend`, which holds the attention
 math: scores, scaling, masking, a float32 softmax, dropout on the weights. Where nothing but
@@ -15,7 +15,7 @@ import numbers
 import keras
 from keras import constraints, initializers, ops, regularizers
 
-from keraslayers.layers import validation
+from keraslayers.layers import formulation, validation
 from keraslayers.layers.lora import LoRA, LoRAComposite, adapted_weight
 
 # Replaces masked scores before the softmax: finite, so a row whose every position is masked
@@ -591,6 +591,91 @@ class Attention(keras.layers.Layer):
             "dropout": self.dropout,
             "seed": self.seed,
         }
+
+
+# AdditiveAttention's scores, by (backend, device kind) (see `formulation.choose`): Keras's
+# `sum(scale * tanh(query + key), -1)`, or "product", the same as a matrix product of the
+# tanh with the scale, which writes no scaled copy of the `(batch, Tq, Tv, dim)` tanh.
+ADDITIVE_SCORES_FORMULATIONS = {
+    # benchmarks/probes/additive_attention.py, self-attention on 32x64 (batch 32) and 128x128
+    # (batch 16), predict / train, "product" against Keras's layer in the same run (busy CPU):
+    # TensorFlow 1.13x / 1.46x and 1.10x / 1.96x; JAX 2.20x / 1.92x and 1.00x / 1.18x;
+    # torch 1.02x / 1.24x and 1.23x / 1.40x. Keras's own sum: 0.92x-1.09x.
+    ("tensorflow", "cpu"): "product",
+    ("jax", "cpu"): "product",
+    ("torch", "cpu"): "product",
+}
+
+
+def additive_scores_formulation() -> str:
+    """`ADDITIVE_SCORES_FORMULATIONS`' choice: "product" or Keras's sum."""
+    return formulation.choose("additive_scores", ADDITIVE_SCORES_FORMULATIONS)
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class AdditiveAttention(Attention):
+    """Additive (Bahdanau-style) attention: `softmax(scores(query, key)) @ value`.
+
+    `scores[b, i, j] = sum_d scale[d] * tanh(query[b, i, d] + key[b, j, d])`, where `scale`
+    is a learned vector of the feature size with `use_scale=True` (Keras's default) and 1
+    otherwise; the rest (masks, causal mask, float32 softmax, dropout on the weights, the
+    returned scores) is `Attention`'s. Drop-in for `keras.layers.AdditiveAttention`: weight
+    `scale` `(dim,)`. Like `Attention`, it also takes a single tensor, which attends to
+    itself, and a query position whose every value position is masked gets zero weights and a
+    zero output (Keras's layer spreads its weights evenly over the masked values there).
+
+    Args:
+        use_scale: learn a vector that weights the features' contributions to the scores.
+        dropout: rate of dropout on the attention weights in training.
+        seed: integer seed of the dropout.
+
+    Call arguments:
+        inputs: `[query, value]`, `[query, value, key]` or one tensor (self-attention).
+        mask: `[query_mask, value_mask]` (`(batch, *others, Tq)`, `(batch, *others, Tv)`),
+            or one mask for a single tensor; filled in from Keras masks.
+        return_attention_scores: also return the weights `(batch, *others, Tq, Tv)`.
+        use_causal_mask: position `i` attends only to positions `j <= i`.
+
+    Input shape:
+        query `(batch, *others, Tq, dim)`, value `(batch, *others, Tv, value_dim)`, key
+        `(batch, *others, Tv, dim)`.
+
+    Output shape:
+        `(batch, *others, Tq, value_dim)`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> q, v = np.ones((2, 3, 4), "float32"), np.ones((2, 5, 4), "float32")
+        >>> tuple(kl.AdditiveAttention()([q, v]).shape)
+        (2, 3, 4)
+    """
+
+    def __init__(self, use_scale=True, dropout=0.0, seed=None, **kwargs):
+        super().__init__(use_scale=use_scale, dropout=dropout, seed=seed, **kwargs)
+
+    def build(self, input_shape):
+        query_shape, _, _ = self._check_shapes(input_shape)
+        (dim,) = validation.known_sizes(self, query_shape, [len(query_shape) - 1])
+        self.scale = None
+        self.concat_score_weight = None
+        if self.use_scale:
+            self.scale = self.add_weight(name="scale", shape=(dim,), initializer="glorot_uniform")
+
+    def _scores(self, query, key):
+        """`(batch, Tq, Tv)` from `(batch, Tq, dim)` and `(batch, Tv, dim)`."""
+        # (batch, Tq, 1, dim) + (batch, 1, Tv, dim) -> (batch, Tq, Tv, dim)
+        hidden = ops.tanh(ops.expand_dims(query, -2) + ops.expand_dims(key, -3))
+        if self.scale is None:
+            return ops.sum(hidden, axis=-1)
+        if additive_scores_formulation() == "product":
+            # (batch, Tq, Tv, dim) @ (dim,) -> (batch, Tq, Tv)
+            return ops.matmul(hidden, self.scale)
+        return ops.sum(self.scale * hidden, axis=-1)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["score_mode"]
+        return config
 
 
 def _fold_leading_axes(x):

@@ -1,4 +1,4 @@
-"""Convolutions: Conv1D/2D/3D, DepthwiseConv2D, SeparableConv2D and the transposed Conv*DTranspose.
+"""Convolutions: Conv1D/2D/3D, DepthwiseConv1D/2D, SeparableConv1D/2D, Conv1D/2D/3DTranspose.
 
 Every layer here slides a window over the spatial axes of a `(batch, *spatial, channels)` input
 (`(batch, channels, *spatial)` with `data_format="channels_first"`). What they share (the window
@@ -44,6 +44,20 @@ DEPTHWISE_FORMULATIONS = {
     # Standard run: DepthwiseConv2D 21-38x predict, 6-10x train; SeparableConv2D 6-9x, 2x.
     ("jax", "cpu"): "taps",
 }
+DEPTHWISE1D_FORMULATIONS = {
+    # "taps", `_depthwise_by_taps` over the one time axis: XLA's CPU grouped 1D convolution
+    # (Keras's op) and the same as a 2D one over a unit axis ("unit_axis") ran 15-50x and 8-9x
+    # slower (benchmarks/probes/depthwise_conv1d.py, batch 32 on 256x64, 3 "same": Keras 23 ms
+    # predict / 30 ms train; unit_axis 12.9 / 16.3 ms; taps 0.70 / 2.07 ms; "sliced_taps"
+    # 0.45 / 2.84 ms, slower in training). SeparableConv1D: taps 16x / 5.8x; its pointwise
+    # half as a matmul instead of a 1x1 convolution lost in training (7.5 against 5.2 ms).
+    ("jax", "cpu"): "taps",
+    # torch: none, Keras's op. Keras's torch layers ran 28k/7.7k samples/s (DepthwiseConv1D,
+    # 256x64) in one run and 667/203 in another on the busy 2-core machine; against them in
+    # the same run "sliced_taps" ran 1.13x/1.15x there but 0.51x/0.92x on 1024x128, and
+    # 0.74-0.86x for SeparableConv1D: no formulation won everywhere. TensorFlow: none, its
+    # 1D op is already the fast 2D depthwise kernel over a unit axis.
+}
 CONV3D_FORMULATIONS = {
     # "depth_folded", `_Conv._depth_folded_convolution`: XLA's CPU 3D convolution, and its
     # gradients above all, ran 2 to 9 times slower for every "same" kernel measured and for
@@ -68,8 +82,11 @@ CONV_TRANSPOSE_FORMULATIONS = {
 }
 
 
-def depthwise_formulation() -> str:
-    """`DEPTHWISE_FORMULATIONS`' choice: "taps" or Keras's op."""
+def depthwise_formulation(rank: int = 2) -> str:
+    """The depthwise convolutions' choice: `DEPTHWISE_FORMULATIONS`' ("taps" or Keras's op)
+    in 2D, `DEPTHWISE1D_FORMULATIONS`' in 1D (family "depthwise1d")."""
+    if rank == 1:
+        return formulation.choose("depthwise1d", DEPTHWISE1D_FORMULATIONS)
     return formulation.choose("depthwise", DEPTHWISE_FORMULATIONS)
 
 
@@ -91,42 +108,67 @@ def conv_transpose_formulation(rank, training) -> str:
     return chosen
 
 
-def _depthwise_by_taps(inputs, kernel, strides, padding, dilation_rate, data_format):
+def _depthwise_by_taps(inputs, kernel, strides, padding, dilation_rate, data_format,
+                       scale_first=True):
     """A depthwise convolution as a sum over the kernel's taps: the padded input scaled by the
     tap's per-channel weights, then the entries that tap meets (`conv_arithmetic.tap_slices`).
 
-    Elementwise work only: XLA's CPU grouped convolution, and its gradients above all, ran 10
-    to 50 times slower than this (3x3 "same" on 32x32x32x32 and 16x56x56x128).
+    Any rank: `kernel` is `(*kernel_size, channels, multiplier)`. Elementwise work only:
+    XLA's CPU grouped convolution, and its gradients above all, ran 10 to 50 times slower than
+    this (3x3 "same" on 32x32x32x32 and 16x56x56x128). `scale_first=False` slices first and
+    scales the output-sized slices: less work where nothing fuses the two (torch's eager ops).
     """
+    rank = len(kernel.shape) - 2
     first = first_spatial_axis(data_format)
     plans = [
         tap_slices(n, k, padding, s, d)
         for n, k, s, d in zip(
-            inputs.shape[first:first + 2], kernel.shape[:2], strides, dilation_rate, strict=True
+            inputs.shape[first:first + rank], kernel.shape[:rank], strides, dilation_rate,
+            strict=True,
         )
     ]
-    widths = [(0, 0)] * 4
+    widths = [(0, 0)] * (rank + 2)
     for axis, (pads, _) in enumerate(plans, start=first):
         widths[axis] = pads
     if any(width != (0, 0) for width in widths):
         inputs = ops.pad(inputs, widths)
-    multiplier = kernel.shape[3]
+    multiplier = kernel.shape[-1]
     if multiplier > 1:
         # Output channel `c * multiplier + m` reads input channel c: repeat each channel, in
         # place of a trailing (channels, multiplier) pair of axes, which made XLA's kernel
         # gradient 15 times slower even with one multiplier.
         inputs = ops.repeat(inputs, multiplier, axis=-1 if data_format == "channels_last" else 1)
-    # (channels * multiplier,), or (channels * multiplier, 1, 1) against channels-first images.
-    tap_shape = (-1,) if data_format == "channels_last" else (-1, 1, 1)
+    # (channels * multiplier,), or (channels * multiplier, 1, ..) against channels-first inputs.
+    tap_shape = (-1,) if data_format == "channels_last" else (-1,) + (1,) * rank
     outputs = 0
-    for (i, rows), (j, cols) in itertools.product(*(enumerate(p[1]) for p in plans)):
-        index = [slice(None)] * 4
-        index[first], index[first + 1] = rows, cols
-        # Scaling before slicing (XLA fuses the two) makes each tap's kernel gradient a
-        # reduction over the whole padded input, not over a strided slice of it: 3 to 20 times
-        # faster on XLA's CPU.
-        outputs = outputs + (inputs * ops.reshape(kernel[i, j], tap_shape))[tuple(index)]
+    for taps in itertools.product(*(enumerate(plan[1]) for plan in plans)):
+        index = [slice(None)] * (rank + 2)
+        for axis, (_, entries) in enumerate(taps, start=first):
+            index[axis] = entries
+        weights = ops.reshape(kernel[tuple(t for t, _ in taps)], tap_shape)
+        if scale_first:
+            # Scaling before slicing (XLA fuses the two) makes each tap's kernel gradient a
+            # reduction over the whole padded input, not over a strided slice of it: 3 to 20
+            # times faster on XLA's CPU.
+            outputs = outputs + (inputs * weights)[tuple(index)]
+        else:
+            outputs = outputs + inputs[tuple(index)] * weights
     return outputs
+
+
+def _depthwise_with_unit_axis(inputs, kernel, strides, padding, dilation_rate, data_format):
+    """A 1D depthwise convolution as a 2D one over `(1, steps)`: Keras's 2D op, whose backends
+    have faster kernels for it than for the 1D case (TensorFlow's own 1D op does this)."""
+    axis = first_spatial_axis(data_format)
+    outputs = ops.depthwise_conv(
+        ops.expand_dims(inputs, axis),  # (batch, 1, steps, channels), or channels first
+        ops.expand_dims(kernel, 0),  # (1, kernel_size, channels, multiplier)
+        strides=(1, *strides),
+        padding=padding,
+        data_format=data_format,
+        dilation_rate=(1, *dilation_rate),
+    )
+    return ops.squeeze(outputs, axis)
 
 
 class _Convolution(keras.layers.Layer):
@@ -591,8 +633,167 @@ class Conv3D(_Conv):
         )
 
 
+class _DepthwiseConvolution(_Convolution):
+    """What depthwise and separable convolutions share: `depth_multiplier` kernels per input
+    channel, their initializer, regularizer and constraint, and the depthwise computation by
+    the formulation `depthwise_formulation(rank)` chooses."""
+
+    def __init__(
+        self,
+        kernel_size,
+        strides,
+        padding,
+        data_format,
+        dilation_rate,
+        depth_multiplier,
+        activation,
+        use_bias,
+        depthwise_initializer,
+        bias_initializer,
+        depthwise_regularizer,
+        bias_regularizer,
+        activity_regularizer,
+        depthwise_constraint,
+        bias_constraint,
+        **kwargs,
+    ):
+        super().__init__(
+            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+            bias_initializer, bias_regularizer, activity_regularizer, bias_constraint, **kwargs,
+        )
+        self.depth_multiplier = validation.positive_int(self, "depth_multiplier", depth_multiplier)
+        self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+
+    def _add_depthwise_kernel(self, name, channels):
+        """`(*kernel_size, channels, depth_multiplier)`."""
+        return self.add_weight(
+            name=name,
+            shape=(*self.kernel_size, channels, self.depth_multiplier),
+            initializer=self.depthwise_initializer,
+            regularizer=self.depthwise_regularizer,
+            constraint=self.depthwise_constraint,
+        )
+
+    def _formulation(self, input_shape) -> str:
+        """The table's choice; Keras's op where a size is unknown (taps slice statically)."""
+        if not self._knows_output_sizes(input_shape):
+            return formulation.KERAS
+        return depthwise_formulation(self.rank)
+
+    def _depthwise(self, inputs, kernel, chosen):
+        """`(batch, *spatial, channels)` -> `(batch, *new_spatial, channels * multiplier)`
+        (or channels first), by the formulation `chosen`."""
+        arguments = (inputs, kernel, self.strides, self.padding, self.dilation_rate,
+                     self.data_format)
+        if chosen in ("taps", "sliced_taps"):
+            return _depthwise_by_taps(*arguments, scale_first=chosen == "taps")
+        if chosen == "unit_axis":
+            return _depthwise_with_unit_axis(*arguments)
+        return ops.depthwise_conv(
+            inputs,
+            kernel,
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth_multiplier": self.depth_multiplier,
+            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
+            "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
+        }
+
+
+class _DepthwiseConv(_DepthwiseConvolution):
+    """N-D depthwise convolution: weights `kernel` `(*kernel_size, channels,
+    depth_multiplier)` and `bias` `(channels * depth_multiplier,)`."""
+
+    def __init__(
+        self,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        depth_multiplier=1,
+        data_format=None,
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        depthwise_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            kernel_size, strides, padding, data_format, dilation_rate, depth_multiplier,
+            activation, use_bias, depthwise_initializer, bias_initializer,
+            depthwise_regularizer, bias_regularizer, activity_regularizer, depthwise_constraint,
+            bias_constraint, **kwargs,
+        )
+
+    def _create_weights(self, channels):
+        self.kernel = self._add_depthwise_kernel("kernel", channels)
+
+    def _output_channels(self, channels):
+        return channels * self.depth_multiplier
+
+    def call(self, inputs):
+        chosen = self._formulation(inputs.shape)
+        return self._bias_and_activation(self._depthwise(inputs, self.kernel, chosen))
+
+
 @keras.saving.register_keras_serializable(package="keraslayers")
-class DepthwiseConv2D(_Convolution):
+class DepthwiseConv1D(_DepthwiseConv):
+    """1D depthwise convolution: each input channel convolved over time with its own kernels.
+
+    `outputs[t, c * depth_multiplier + m] = activation(sum_k inputs[t*s + k*d, c] *
+    kernel[k, c, m] + bias)`, `s` the stride and `d` the dilation; channels never mix.
+    Drop-in for `keras.layers.DepthwiseConv1D`: weights `kernel` `(kernel_size, channels,
+    depth_multiplier)` and `bias` `(channels * depth_multiplier,)`.
+
+    Args:
+        kernel_size: int or tuple of 1 int, the window's length.
+        strides: int or tuple of 1 int, the step between windows.
+        padding: "valid" (only windows that fit) or "same" (zeros around the input, the extra
+            one after).
+        depth_multiplier: positive integer, output channels per input channel.
+        data_format: "channels_last" (`(batch, steps, channels)`), "channels_first"
+            (`(batch, channels, steps)`) or None for Keras's `image_data_format`.
+        dilation_rate: int or tuple of 1 int, the spacing between kernel taps.
+        activation: activation name or callable; None for linear.
+        use_bias: whether to add a learned bias.
+        depthwise_initializer, bias_initializer: initializers of the weights.
+        depthwise_regularizer, bias_regularizer, activity_regularizer: optional regularizers.
+        depthwise_constraint, bias_constraint: optional constraints.
+
+    Input shape:
+        `(batch, steps, channels)`, or `(batch, channels, steps)` with channels_first.
+
+    Output shape:
+        `(batch, new_steps, channels * depth_multiplier)` (or channels first), `new_steps` as
+        for `Conv1D`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> layer = kl.DepthwiseConv1D(3, depth_multiplier=2, padding="same")
+        >>> tuple(layer(np.ones((2, 10, 3), "float32")).shape)
+        (2, 10, 6)
+    """
+
+    rank = 1
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class DepthwiseConv2D(_DepthwiseConv):
     """2D depthwise convolution: each input channel convolved with its own kernels, no mixing.
 
     `outputs[..., c * depth_multiplier + m] = activation(window_c . kernel[:, :, c, m] + bias)`,
@@ -627,6 +828,8 @@ class DepthwiseConv2D(_Convolution):
         (2, 6, 6, 6)
     """
 
+    rank = 2
+
     def __init__(
         self,
         kernel_size,
@@ -647,55 +850,137 @@ class DepthwiseConv2D(_Convolution):
         **kwargs,
     ):
         super().__init__(
-            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-            bias_initializer, bias_regularizer, activity_regularizer, bias_constraint, **kwargs,
+            kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate,
+            activation, use_bias, depthwise_initializer, bias_initializer,
+            depthwise_regularizer, bias_regularizer, activity_regularizer, depthwise_constraint,
+            bias_constraint, **kwargs,
         )
-        self.depth_multiplier = validation.positive_int(self, "depth_multiplier", depth_multiplier)
-        self.depthwise_initializer = initializers.get(depthwise_initializer)
-        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
-        self.depthwise_constraint = constraints.get(depthwise_constraint)
+
+
+class _SeparableConv(_DepthwiseConvolution):
+    """N-D separable convolution: a depthwise convolution, then a pointwise one mixing the
+    channels. Weights `depthwise_kernel` `(*kernel_size, channels, depth_multiplier)`,
+    `pointwise_kernel` `(1, .., 1, channels * depth_multiplier, filters)`, `bias`
+    `(filters,)`."""
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        dilation_rate=1,
+        depth_multiplier=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        pointwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        pointwise_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        depthwise_constraint=None,
+        pointwise_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            kernel_size, strides, padding, data_format, dilation_rate, depth_multiplier,
+            activation, use_bias, depthwise_initializer, bias_initializer,
+            depthwise_regularizer, bias_regularizer, activity_regularizer, depthwise_constraint,
+            bias_constraint, **kwargs,
+        )
+        self.filters = validation.positive_int(self, "filters", filters)
+        self.pointwise_initializer = initializers.get(pointwise_initializer)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+        self.pointwise_constraint = constraints.get(pointwise_constraint)
 
     def _create_weights(self, channels):
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(*self.kernel_size, channels, self.depth_multiplier),
-            initializer=self.depthwise_initializer,
-            regularizer=self.depthwise_regularizer,
-            constraint=self.depthwise_constraint,
+        self.depthwise_kernel = self._add_depthwise_kernel("depthwise_kernel", channels)
+        self.pointwise_kernel = self.add_weight(
+            name="pointwise_kernel",
+            shape=(*(1,) * self.rank, channels * self.depth_multiplier, self.filters),
+            initializer=self.pointwise_initializer,
+            regularizer=self.pointwise_regularizer,
+            constraint=self.pointwise_constraint,
         )
-
-    def _output_channels(self, channels):
-        return channels * self.depth_multiplier
 
     def call(self, inputs):
-        if self._knows_output_sizes(inputs.shape) and depthwise_formulation() == "taps":
-            outputs = _depthwise_by_taps(
-                inputs, self.kernel, self.strides, self.padding, self.dilation_rate,
-                self.data_format,
+        chosen = self._formulation(inputs.shape)
+        if chosen == formulation.KERAS:
+            outputs = ops.separable_conv(
+                inputs,
+                self.depthwise_kernel,
+                self.pointwise_kernel,
+                strides=self.strides,
+                padding=self.padding,
+                data_format=self.data_format,
+                dilation_rate=self.dilation_rate,
             )
             return self._bias_and_activation(outputs)
-        outputs = ops.depthwise_conv(
-            inputs,
-            self.kernel,
-            strides=self.strides,
-            padding=self.padding,
-            data_format=self.data_format,
-            dilation_rate=self.dilation_rate,
-        )
-        return self._bias_and_activation(outputs)
+        depthwise = self._depthwise(inputs, self.depthwise_kernel, chosen)
+        return self._bias_and_activation(self._pointwise(depthwise))
+
+    def _pointwise(self, depthwise):
+        """The 1x1 convolution mixing `channels * multiplier` depthwise outputs to `filters`."""
+        return ops.conv(depthwise, self.pointwise_kernel, data_format=self.data_format)
 
     def get_config(self):
         return {
             **super().get_config(),
-            "depth_multiplier": self.depth_multiplier,
-            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
-            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
-            "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
+            "filters": self.filters,
+            "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
+            "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
+            "pointwise_constraint": constraints.serialize(self.pointwise_constraint),
         }
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
-class SeparableConv2D(_Convolution):
+class SeparableConv1D(_SeparableConv):
+    """1D separable convolution: a depthwise convolution over time, then a pointwise one.
+
+    `outputs = activation(pointwise(depthwise(inputs)) + bias)`, where `depthwise` convolves
+    each input channel with its own `depth_multiplier` kernels (as `DepthwiseConv1D`) and
+    `pointwise` maps the `channels * depth_multiplier` results to `filters` at every step.
+    Drop-in for `keras.layers.SeparableConv1D`: weights `depthwise_kernel` `(kernel_size,
+    channels, depth_multiplier)`, `pointwise_kernel` `(1, channels * depth_multiplier,
+    filters)`, `bias` `(filters,)`.
+
+    Args:
+        filters: positive integer, the number of output channels.
+        kernel_size: int or tuple of 1 int, the depthwise window's length.
+        strides: int or tuple of 1 int, the step between windows.
+        padding: "valid" (only windows that fit) or "same" (zeros around the input).
+        data_format: "channels_last" (`(batch, steps, channels)`), "channels_first"
+            (`(batch, channels, steps)`) or None for Keras's `image_data_format`.
+        dilation_rate: int or tuple of 1 int, the spacing between kernel taps.
+        depth_multiplier: positive integer, depthwise outputs per input channel.
+        activation: activation name or callable; None for linear.
+        use_bias: whether to add a learned bias.
+        depthwise_initializer, pointwise_initializer, bias_initializer: initializers.
+        depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer:
+            optional regularizers.
+        depthwise_constraint, pointwise_constraint, bias_constraint: optional constraints.
+
+    Input shape:
+        `(batch, steps, channels)`, or `(batch, channels, steps)` with channels_first.
+
+    Output shape:
+        `(batch, new_steps, filters)` (or channels first), `new_steps` as for `Conv1D`.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> tuple(kl.SeparableConv1D(5, 3, strides=2)(np.ones((2, 9, 3), "float32")).shape)
+        (2, 4, 5)
+    """
+
+    rank = 1
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class SeparableConv2D(_SeparableConv):
     """2D separable convolution: a depthwise convolution, then a 1x1 convolution mixing channels.
 
     `outputs = activation(pointwise(depthwise(inputs)) + bias)`, where `depthwise` convolves
@@ -733,6 +1018,8 @@ class SeparableConv2D(_Convolution):
         (2, 6, 6, 5)
     """
 
+    rank = 2
+
     def __init__(
         self,
         filters,
@@ -757,66 +1044,12 @@ class SeparableConv2D(_Convolution):
         **kwargs,
     ):
         super().__init__(
-            kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-            bias_initializer, bias_regularizer, activity_regularizer, bias_constraint, **kwargs,
+            filters, kernel_size, strides, padding, data_format, dilation_rate,
+            depth_multiplier, activation, use_bias, depthwise_initializer,
+            pointwise_initializer, bias_initializer, depthwise_regularizer,
+            pointwise_regularizer, bias_regularizer, activity_regularizer, depthwise_constraint,
+            pointwise_constraint, bias_constraint, **kwargs,
         )
-        self.filters = validation.positive_int(self, "filters", filters)
-        self.depth_multiplier = validation.positive_int(self, "depth_multiplier", depth_multiplier)
-        self.depthwise_initializer = initializers.get(depthwise_initializer)
-        self.pointwise_initializer = initializers.get(pointwise_initializer)
-        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
-        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
-        self.depthwise_constraint = constraints.get(depthwise_constraint)
-        self.pointwise_constraint = constraints.get(pointwise_constraint)
-
-    def _create_weights(self, channels):
-        self.depthwise_kernel = self.add_weight(
-            name="depthwise_kernel",
-            shape=(*self.kernel_size, channels, self.depth_multiplier),
-            initializer=self.depthwise_initializer,
-            regularizer=self.depthwise_regularizer,
-            constraint=self.depthwise_constraint,
-        )
-        self.pointwise_kernel = self.add_weight(
-            name="pointwise_kernel",
-            shape=(1, 1, channels * self.depth_multiplier, self.filters),
-            initializer=self.pointwise_initializer,
-            regularizer=self.pointwise_regularizer,
-            constraint=self.pointwise_constraint,
-        )
-
-    def call(self, inputs):
-        if self._knows_output_sizes(inputs.shape) and depthwise_formulation() == "taps":
-            # The depthwise half by taps, the pointwise half a 1x1 convolution.
-            depthwise = _depthwise_by_taps(
-                inputs, self.depthwise_kernel, self.strides, self.padding, self.dilation_rate,
-                self.data_format,
-            )
-            outputs = ops.conv(depthwise, self.pointwise_kernel, data_format=self.data_format)
-            return self._bias_and_activation(outputs)
-        outputs = ops.separable_conv(
-            inputs,
-            self.depthwise_kernel,
-            self.pointwise_kernel,
-            strides=self.strides,
-            padding=self.padding,
-            data_format=self.data_format,
-            dilation_rate=self.dilation_rate,
-        )
-        return self._bias_and_activation(outputs)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "depth_multiplier": self.depth_multiplier,
-            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
-            "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
-            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
-            "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
-            "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
-            "pointwise_constraint": constraints.serialize(self.pointwise_constraint),
-        }
 
 
 class _ConvTranspose(_Convolution):

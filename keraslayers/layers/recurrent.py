@@ -19,12 +19,23 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 
 import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
 from keraslayers.layers import validation
+from keraslayers.layers.conv_arithmetic import (
+    check_window_fits,
+    conv_output_length,
+    effective_window,
+    normalize_data_format,
+    normalize_padding,
+    normalize_tuple,
+    spatial_sizes,
+    tap_slices,
+)
 from keraslayers.layers.formulation import KERAS, choose, device_kind
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -41,12 +52,15 @@ class RecurrentFormulation:
         `ops.scan`. `unroll=True` always asks for the Python loop.
     gate_slices: the gates cut out of the fused product by slicing, not `ops.split`.
     directions_together: Bidirectional runs like directions in one loop (`_run_directions`).
+    conv_taps: a convolutional cell (`ConvLSTMCell`, channels last) computes its convolutions
+        as one matrix product of the kernel taps (`conv_by_taps`), not `ops.conv`.
     """
 
     project_ahead: bool
     python_loop_steps: float
     gate_slices: bool
     directions_together: bool
+    conv_taps: bool = False
 
 
 RECURRENT_PLANS = {
@@ -84,8 +98,38 @@ RECURRENT_FORMULATIONS = {
 }
 
 
-def recurrent_formulation() -> RecurrentFormulation:
-    """`RECURRENT_FORMULATIONS`' choice for this backend and device kind."""
+# The convolutional cells' own plans and table (family "conv_recurrent"): their steps are
+# convolutions, whose costs differ from a matrix product's on every backend.
+CONV_RECURRENT_PLANS = {
+    # Keras's own way: each step convolves its inputs, `ops.scan`, `ops.conv`.
+    KERAS: RECURRENT_PLANS[KERAS],
+    "ahead_scan": RecurrentFormulation(project_ahead=True, python_loop_steps=0,
+                                       gate_slices=False, directions_together=False),
+    "ahead_unrolled": RecurrentFormulation(project_ahead=True, python_loop_steps=128,
+                                           gate_slices=False, directions_together=False),
+    "ahead_scan_taps": RecurrentFormulation(project_ahead=True, python_loop_steps=0,
+                                            gate_slices=False, directions_together=False,
+                                            conv_taps=True),
+    "ahead_unrolled_taps": RecurrentFormulation(project_ahead=True, python_loop_steps=128,
+                                                gate_slices=False, directions_together=False,
+                                                conv_taps=True),
+    "ahead_eager": RecurrentFormulation(project_ahead=True, python_loop_steps=math.inf,
+                                        gate_slices=True, directions_together=False),
+    "ahead_eager_taps": RecurrentFormulation(project_ahead=True, python_loop_steps=math.inf,
+                                             gate_slices=True, directions_together=False,
+                                             conv_taps=True),
+}
+
+# Empty until measured: every backend and device runs Keras's own way.
+CONV_RECURRENT_FORMULATIONS = {
+}
+
+
+def recurrent_formulation(cell=None) -> RecurrentFormulation:
+    """The formulation for this backend and device kind: `CONV_RECURRENT_FORMULATIONS`'
+    choice for a convolutional cell, `RECURRENT_FORMULATIONS`' for any other."""
+    if isinstance(cell, ConvLSTMCell):
+        return CONV_RECURRENT_PLANS[choose("conv_recurrent", CONV_RECURRENT_FORMULATIONS)]
     return RECURRENT_PLANS[choose("recurrent", RECURRENT_FORMULATIONS)]
 
 
@@ -135,6 +179,20 @@ def gate_projection(inputs, kernel, masks):
         [matmul(inputs * mask, block) for mask, block in zip(masks, blocks, strict=True)],
         axis=-1,
     )
+
+
+def forget_gate_at_one(units, rest):
+    """An LSTM's bias initializer with `unit_forget_bias`: ones for the forget gate, `rest`
+    for the others (gate order i, f, g, o)."""
+
+    def initialize(shape, dtype=None):
+        return ops.concatenate([
+            rest((units,), dtype=dtype),
+            ops.ones((units,), dtype=dtype),
+            rest((2 * units,), dtype=dtype),
+        ])
+
+    return initialize
 
 
 class _GatedCell(keras.layers.Layer):
@@ -421,17 +479,7 @@ class LSTMCell(_GatedCell):
     def _full_bias_initializer(self):
         if not self.unit_forget_bias:
             return self.bias_initializer
-        units, rest = self.units, self.bias_initializer
-
-        def forget_gate_at_one(shape, dtype=None):
-            # gate order i, f, g, o: ones for f
-            return ops.concatenate([
-                rest((units,), dtype=dtype),
-                ops.ones((units,), dtype=dtype),
-                rest((2 * units,), dtype=dtype),
-            ])
-
-        return forget_gate_at_one
+        return forget_gate_at_one(self.units, self.bias_initializer)
 
     def step(self, projected, states, weights, masks=(None, None), training=False,
              gate_slices=False):
@@ -609,7 +657,7 @@ def _output_size(cell):
 
 def _splits_its_step(cell):
     """Whether the cell follows this module's project_inputs / step protocol."""
-    return isinstance(cell, (_GatedCell, StackedRNNCells))
+    return isinstance(cell, (_GatedCell, ConvLSTMCell, StackedRNNCells))
 
 
 def _draw_masks(cell, batch_size, training):
@@ -811,14 +859,20 @@ def _scan_loop(step, xs, steps_mask, states, output, keep_all):
     if steps_mask is not None:
         # The mask rides along as a last column: TensorFlow's ops.scan cannot take a tuple
         # of sequences whose length is unknown.
-        mask_column = ops.expand_dims(ops.cast(steps_mask, xs.dtype), -1)
+        mask_column = ops.cast(steps_mask, xs.dtype)
+        for _ in range(len(xs.shape) - 2):  # (time, batch) -> (time, batch, 1, ..., 1)
+            mask_column = ops.expand_dims(mask_column, -1)
+        if len(xs.shape) > 3:  # spatial steps: the column spans every position
+            mask_column = ops.zeros_like(xs[..., :1]) + mask_column
         xs = ops.concatenate([xs, mask_column], axis=-1)
+    # Where a step's keep flag sits in its `(batch, ..., width + 1)` slice: (batch, 1).
+    keep_index = (slice(None), *(0,) * (len(xs.shape) - 3), slice(-1, None))
 
     def scan_step(carry, inputs):
         previous_states, previous_output = carry
         x_t, keep = inputs, None
         if steps_mask is not None:
-            x_t, keep = inputs[:, :-1], inputs[:, -1:] > 0.5
+            x_t, keep = inputs[..., :-1], inputs[keep_index] > 0.5
         output, new_states = step(x_t, keep, previous_states, previous_output)
         carry = (new_states, output)
         # TensorFlow's ops.scan needs the per-step results shaped like the carry; JAX's
@@ -923,9 +977,7 @@ class RNN(keras.layers.Layer):
 
     def build(self, sequences_shape, initial_state_shape=None):
         self._check_sequences(sequences_shape)
-        validation.known_sizes(self, sequences_shape, [2])
-        if not self.cell.built:
-            self.cell.build((sequences_shape[0], sequences_shape[2]))
+        self._build_cell(sequences_shape)
         if self.stateful:
             if sequences_shape[0] is None:
                 raise ValueError(
@@ -937,6 +989,11 @@ class RNN(keras.layers.Layer):
                 self.reset_state()
                 return
             self._create_state_variables(sequences_shape[0])
+
+    def _build_cell(self, sequences_shape):
+        validation.known_sizes(self, sequences_shape, [2])
+        if not self.cell.built:
+            self.cell.build((sequences_shape[0], sequences_shape[2]))
 
     def _create_state_variables(self, batch_size):
         """The states of a stateful layer, as Keras keeps them: variables named `rnn_state`
@@ -954,6 +1011,10 @@ class RNN(keras.layers.Layer):
 
     def _state_shapes(self, batch_size):
         return [(batch_size, size) for size in keras.tree.flatten(_cell_state_sizes(self.cell))]
+
+    def _step_output_shape(self, batch_size):
+        """The shape of one step's output."""
+        return (batch_size, _output_size(self.cell))
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch, time = sequences_shape[0], sequences_shape[1]
@@ -1006,8 +1067,7 @@ class RNN(keras.layers.Layer):
                 # would change in place what the gradient still needs.
                 flat = [ops.copy(state) for state in self.states]
             elif _splits_its_step(self.cell):
-                batch = ops.shape(sequences)[0]
-                flat = [ops.zeros((batch, size)) for size in keras.tree.flatten(sizes)]
+                flat = [ops.zeros(shape) for shape in self._state_shapes(ops.shape(sequences)[0])]
             else:  # a cell from elsewhere may start from other states than zeros
                 flat = keras.tree.flatten(self.get_initial_state(ops.shape(sequences)[0]))
         else:
@@ -1080,7 +1140,7 @@ class RNN(keras.layers.Layer):
         """`(batch, time, features)` -> `(time, batch, features)` and the mask `(batch, time)`
         -> `(time, batch)` (or None), in the order the loop runs: reversed with
         `go_backwards`."""
-        sequences = ops.transpose(sequences, (1, 0, 2))
+        sequences = ops.transpose(sequences, _swap_batch_and_time(len(sequences.shape)))
         steps_mask = None if mask is None else ops.transpose(ops.cast(mask, "bool"), (1, 0))
         if self.go_backwards:
             sequences = ops.flip(sequences, axis=0)
@@ -1098,10 +1158,10 @@ class RNN(keras.layers.Layer):
         # Time-major and reversed before the projection, not after: the inputs are narrower
         # than the projected gates (4 * units wide for an LSTM), so less memory moves.
         sequences, steps_mask = self._time_major(sequences, mask)  # (time, batch, features)
-        how = recurrent_formulation()
+        how = recurrent_formulation(cell)
         xs = _project(cell, sequences, masks) if how.project_ahead else sequences  # (t, b, w)
         batch = ops.shape(sequences)[1]
-        zero_output = ops.zeros((batch, _output_size(cell)), dtype=self.compute_dtype)
+        zero_output = ops.zeros(self._step_output_shape(batch), dtype=self.compute_dtype)
         step = self._step_function(_step_weights(cell), masks, training, zero_output,
                                    project=not how.project_ahead, gate_slices=how.gate_slices)
         steps = sequences.shape[0]
@@ -1110,8 +1170,8 @@ class RNN(keras.layers.Layer):
         last_output, outputs, states = loop(
             step, xs, steps_mask, states, zero_output, self.return_sequences
         )
-        if outputs is not None:
-            outputs = ops.transpose(outputs, (1, 0, 2))  # (batch, time, output_size)
+        if outputs is not None:  # (batch, time, *output_shape)
+            outputs = ops.transpose(outputs, _swap_batch_and_time(len(outputs.shape)))
         return last_output, outputs, states
 
     def _step_function(self, weights, masks, training, zero_output, project, gate_slices):
@@ -1122,7 +1182,7 @@ class RNN(keras.layers.Layer):
         # This module's cells compute in the dtype of their inputs, states and weights: the
         # compute dtype, when the cell shares the layer's dtype policy. Other cells' results
         # are cast (the check alone costs a sizeable part of a small step on torch).
-        keeps_dtype = (isinstance(cell, _GatedCell)
+        keeps_dtype = (isinstance(cell, (_GatedCell, ConvLSTMCell))
                        and cell.dtype_policy.name == self.dtype_policy.name)
 
         def cast(x):
@@ -1137,7 +1197,7 @@ class RNN(keras.layers.Layer):
                 new_states = _map_states(cast, new_states)
             if keep is not None:  # keep: (batch, 1), False where the step is skipped
                 skipped = zero_output if self.zero_output_for_mask else previous_output
-                output = ops.where(keep, output, skipped)
+                output = ops.where(_broadcast_mask(keep, output), output, skipped)
                 new_states = _map_states(
                     lambda new, old: ops.where(_broadcast_mask(keep, new), new, old),
                     new_states, previous_states,
@@ -1239,6 +1299,11 @@ def _run_directions(layers, sequences, training):
         )
         for index, layer in enumerate(layers)
     ]
+
+
+def _swap_batch_and_time(rank):
+    """The transpose of `(batch, time, ...)` to `(time, batch, ...)`, and back."""
+    return (1, 0, *range(2, rank))
 
 
 def _broadcast_mask(keep, state):
@@ -1816,3 +1881,645 @@ class Bidirectional(keras.layers.Layer):
                 config["backward_layer"]
             )
         return cls(**config)
+
+
+# -- convolutional LSTM ------------------------------------------------------------------------
+
+
+def conv_by_taps(inputs, matrix, kernel_size, strides=None, padding="same", dilation_rate=None):
+    """A channels-last convolution as one matrix product over the kernel's taps.
+
+    `inputs` `(batch, *spatial, channels)`; `matrix` the kernel `(*kernel_size, channels,
+    filters)` reshaped to `(taps * channels, filters)`. Each tap meets a strided slice of the
+    padded input (`conv_arithmetic.tap_slices`); the slices side by side on the channel axis,
+    `(batch, *output_spatial, taps * channels)` in the kernel's tap order, times `matrix` are
+    the convolution. The gradients are slices, pads and one matrix product: no convolution
+    op, forwards or backwards (see `CONV_RECURRENT_FORMULATIONS` for where that pays).
+    """
+    rank = len(kernel_size)
+    strides = strides or (1,) * rank
+    dilation_rate = dilation_rate or (1,) * rank
+    pads, axis_slices = [], []
+    for length, window, stride, dilation in zip(inputs.shape[1:-1], kernel_size, strides,
+                                                dilation_rate, strict=True):
+        pad, slices = tap_slices(length, window, padding, stride, dilation)
+        pads.append(pad)
+        axis_slices.append(slices)
+    if any(before or after for before, after in pads):
+        inputs = ops.pad(inputs, [(0, 0), *pads, (0, 0)])
+    taps = [inputs[(slice(None), *window)] for window in itertools.product(*axis_slices)]
+    columns = taps[0] if len(taps) == 1 else ops.concatenate(taps, axis=-1)
+    output_spatial = tuple(columns.shape[1:-1])
+    product = matmul(ops.reshape(columns, (-1, columns.shape[-1])), matrix)
+    return ops.reshape(product, (-1, *output_spatial, matrix.shape[-1]))
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class ConvLSTMCell(keras.layers.Layer):
+    """One step of a convolutional LSTM (Shi et al., 2015): an LSTM whose products are
+    convolutions,
+
+    `[i, f, g, o] = conv(x_t, kernel) + bias + conv_same(h_{t-1}, recurrent_kernel)`,
+    `c_t = σ(f) * c_{t-1} + σ(i) * activation(g)`, `h_t = σ(o) * activation(c_t)`,
+
+    with σ the `recurrent_activation`; the input convolution takes the cell's `strides`,
+    `padding` and `dilation_rate`, the recurrent one is stride 1, "same". Keras's
+    `ConvLSTMCell` (keras.src.layers.rnn.conv_lstm): weights `kernel` `(*kernel_size,
+    channels, 4 * filters)`, `recurrent_kernel` `(*kernel_size, filters, 4 * filters)`,
+    `bias` `(4 * filters,)`, gates i, f, c, o in column blocks; states `[h, c]`, each
+    `(batch, *output_spatial, filters)` (channels first: `(batch, filters,
+    *output_spatial)`). Dropout masks are drawn per gate and per entry of the step's input
+    (and state), as Keras draws them.
+
+    Args:
+        rank: 1, 2 or 3, the number of spatial axes.
+        filters: positive integer, the channels of the state and output.
+        kernel_size, strides, dilation_rate: an integer or `rank` integers; strides above 1
+            cannot be combined with dilation above 1.
+        padding: "valid" or "same", of the input convolution.
+        data_format: "channels_last" or "channels_first"; None for Keras's
+            `image_data_format`.
+        activation: of the candidate and the cell state (default tanh).
+        recurrent_activation: of the gates (default sigmoid).
+        use_bias: whether to add a learned bias.
+        kernel_initializer, recurrent_initializer, bias_initializer: initializers.
+        unit_forget_bias: start the forget gate's bias at 1 (the rest from
+            `bias_initializer`).
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: optional regularizers.
+        kernel_constraint, recurrent_constraint, bias_constraint: optional constraints.
+        dropout: fraction of the inputs to drop in training, in [0, 1).
+        recurrent_dropout: fraction of the previous state to drop in training, in [0, 1).
+        seed: integer seed of the dropout masks.
+
+    Input shape:
+        `inputs` `(batch, *spatial, channels)` (or channels first), `states` `[h, c]`.
+
+    Output shape:
+        `(h_t, [h_t, c_t])`, each `(batch, *output_spatial, filters)` (or channels first).
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> cell = kl.ConvLSTMCell(2, 4, 3, padding="same")
+        >>> h = np.zeros((1, 5, 5, 4), "float32")
+        >>> tuple(cell(np.ones((1, 5, 5, 3), "float32"), [h, h])[0].shape)
+        (1, 5, 5, 4)
+    """
+
+    def __init__(
+        self,
+        rank,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        dilation_rate=1,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(rank, bool) or rank not in (1, 2, 3):
+            raise ValueError(
+                f"{validation.describe(self)}: `rank` must be 1, 2 or 3 (spatial axes), "
+                f"received rank={rank!r}."
+            )
+        self.rank = int(rank)
+        self.filters = validation.positive_int(self, "filters", filters)
+        self.kernel_size = normalize_tuple(self, kernel_size, self.rank, "kernel_size")
+        self.strides = normalize_tuple(self, strides, self.rank, "strides")
+        self.padding = normalize_padding(self, padding)
+        self.data_format = normalize_data_format(self, data_format)
+        self.dilation_rate = normalize_tuple(self, dilation_rate, self.rank, "dilation_rate")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(
+                f"{validation.describe(self)}: specifying `strides > 1` is not compatible "
+                f"with `dilation_rate > 1`, received strides={self.strides} and "
+                f"dilation_rate={self.dilation_rate}."
+            )
+        self.activation = validation.activation(self, activation)
+        self.recurrent_activation = validation.activation(
+            self, recurrent_activation, "recurrent_activation"
+        )
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.dropout = validation.rate(self, "dropout", dropout)
+        self.recurrent_dropout = validation.rate(self, "recurrent_dropout", recurrent_dropout)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.state_size = [self.filters, self.filters]
+        self.state_shape = None  # per sample, once built: `_state_shape`
+        self._channel_axis = -1 if self.data_format == "channels_last" else 1
+
+    def _state_shape(self, step_input_shape):
+        """A state's shape per sample for a step's input of `step_input_shape` (batch
+        included): `(*output_spatial, filters)`, channels first `(filters,
+        *output_spatial)`; None for an unknown size."""
+        spatial = spatial_sizes(step_input_shape, self.data_format)
+        windows = [effective_window(k, d)
+                   for k, d in zip(self.kernel_size, self.dilation_rate, strict=True)]
+        check_window_fits(self, spatial, windows, self.padding)
+        output = tuple(
+            conv_output_length(n, k, self.padding, s, d)
+            for n, k, s, d in zip(spatial, self.kernel_size, self.strides, self.dilation_rate,
+                                  strict=True)
+        )
+        if self.data_format == "channels_last":
+            return (*output, self.filters)
+        return (self.filters, *output)
+
+    def build(self, input_shape):
+        if len(input_shape) != self.rank + 2:
+            raise ValueError(
+                f"{validation.describe(self)}: expected a step input of rank "
+                f"{self.rank + 2} (batch, {self.rank} spatial axes, channels), received "
+                f"shape {tuple(input_shape)}."
+            )
+        spatial = spatial_sizes(input_shape, self.data_format)
+        if None in spatial:
+            raise ValueError(
+                f"{validation.describe(self)}: the spatial sizes must be known (as in "
+                f"Keras's ConvLSTM), received an input of shape {tuple(input_shape)}."
+            )
+        (channels,) = validation.known_sizes(
+            self, input_shape, [self._channel_axis % len(input_shape)]
+        )
+        self.spatial_dims = tuple(spatial)
+        self.input_dim = channels
+        self.state_shape = self._state_shape(input_shape)
+        width = 4 * self.filters
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(*self.kernel_size, channels, width),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            name="recurrent_kernel",
+            shape=(*self.kernel_size, self.filters, width),
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        self.bias = None
+        if self.use_bias:
+            initializer = self.bias_initializer
+            if self.unit_forget_bias:
+                initializer = forget_gate_at_one(self.filters, self.bias_initializer)
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(width,),
+                initializer=initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+
+    def _input_sample_shape(self):
+        if self.data_format == "channels_last":
+            return (*self.spatial_dims, self.input_dim)
+        return (self.input_dim, *self.spatial_dims)
+
+    def get_initial_state(self, batch_size=None):
+        return [ops.zeros((batch_size, *self.state_shape), dtype=self.compute_dtype)
+                for _ in range(2)]
+
+    def dropout_masks(self, batch_size, training=False):
+        """`(input_masks, recurrent_masks)`, each None or four masks (one per gate) of 0 and
+        `1 / (1 - rate)` shaped like a step's input (or state), drawn once per sequence, in
+        Keras's order."""
+        if not training:
+            return None, None
+
+        def draw(rate, sample_shape):
+            if rate == 0:
+                return None
+            ones = ops.ones((batch_size, *sample_shape), dtype=self.compute_dtype)
+            return [keras.random.dropout(ones, rate, seed=self.seed_generator)
+                    for _ in range(4)]
+
+        return (draw(self.dropout, self._input_sample_shape()),
+                draw(self.recurrent_dropout, self.state_shape))
+
+    def _conv_taps(self):
+        return (recurrent_formulation(self).conv_taps
+                and self.data_format == "channels_last")
+
+    def _convolve(self, x, kernel, strides, padding, dilation_rate):
+        """`ops.conv` (None for strides or dilation: 1), or `conv_by_taps` where the kernel
+        is its taps matrix (`_as_used`)."""
+        if len(kernel.shape) == 2:
+            return conv_by_taps(x, kernel, self.kernel_size, strides, padding, dilation_rate)
+        return ops.conv(x, kernel, strides=strides or 1, padding=padding,
+                        data_format=self.data_format, dilation_rate=dilation_rate or 1)
+
+    def _per_gate(self, convolve, x, kernel, masks):
+        """`convolve(x, kernel)`; with `masks` (one per gate), each gate's column block of
+        the kernel sees its own dropped-out `x`."""
+        if masks is None:
+            return convolve(x, kernel)
+        blocks = ops.split(kernel, 4, axis=-1)
+        return ops.concatenate(
+            [convolve(x * mask, block) for mask, block in zip(masks, blocks, strict=True)],
+            axis=self._channel_axis,
+        )
+
+    def _as_used(self, kernel):
+        """A kernel as the convolutions take it: its taps matrix `(taps * channels, width)`
+        where the formulation convolves by taps (`conv_by_taps`)."""
+        kernel = ops.convert_to_tensor(kernel)
+        if self._conv_taps():
+            return ops.reshape(kernel, (-1, kernel.shape[-1]))
+        return kernel
+
+    def project_inputs(self, inputs, masks=(None, None)):
+        """The input convolution of every gate, plus the bias: `([time,] batch, *spatial,
+        channels)` -> `([time,] batch, *output_spatial, 4 * filters)` (or channels first).
+        Time-major sequences are convolved as one batch of `time * batch` inputs; dropout
+        masks `(batch, ...)` hold for every step."""
+        time_major = len(inputs.shape) == self.rank + 3
+        batch = ops.shape(inputs)[1] if time_major else None
+
+        def convolve(x, kernel):
+            if time_major:  # (time, batch, ...) -> (time * batch, ...)
+                x = ops.reshape(x, (-1, *x.shape[2:]))
+            return self._convolve(x, kernel, self.strides, self.padding, self.dilation_rate)
+
+        z = self._per_gate(convolve, inputs, self._as_used(self.kernel), masks[0])
+        if self.bias is not None:
+            bias = self.bias
+            if self.data_format == "channels_first":
+                bias = ops.reshape(bias, (-1,) + (1,) * self.rank)
+            z = z + bias
+        if time_major:
+            z = ops.reshape(z, (-1, batch, *z.shape[1:]))  # (time, batch, ...)
+        return z
+
+    def step_weights(self):
+        """`(recurrent_kernel,)` as the convolutions take it (see `_as_used`)."""
+        return (self._as_used(self.recurrent_kernel),)
+
+    def step(self, projected, states, weights, masks=(None, None), training=False,
+             gate_slices=False):
+        h, c = states
+        (recurrent_kernel,) = weights
+
+        def convolve(x, kernel):  # the recurrent convolution: stride 1, "same"
+            return self._convolve(x, kernel, None, "same", None)
+
+        z = projected + self._per_gate(convolve, h, recurrent_kernel, masks[1])
+        if self.data_format == "channels_last":
+            i, f, g, o = gate_blocks(z, 4, gate_slices)
+        else:
+            i, f, g, o = ops.split(z, 4, axis=1)
+        sigma = self.recurrent_activation
+        c = sigma(f) * c + sigma(i) * self.activation(g)
+        h = sigma(o) * self.activation(c)
+        return h, [h, c]
+
+    def call(self, inputs, states, training=False):
+        """One step on its own: `(output, [h, c])`; dropout masks are drawn anew on each
+        call (inside an RNN, once per sequence)."""
+        masks = self.dropout_masks(ops.shape(inputs)[0], training)
+        output, new_states = self.step(self.project_inputs(inputs, masks), list(states),
+                                       self.step_weights(), masks,
+                                       gate_slices=recurrent_formulation(self).gate_slices)
+        return output, new_states
+
+    def compute_output_shape(self, inputs_shape, states_shape=None):
+        shape = (inputs_shape[0], *self._state_shape(inputs_shape))
+        return shape, [shape, shape]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "rank": self.rank,
+            **{name: getattr(self, name) for name in (
+                "filters", "kernel_size", "strides", "padding", "data_format",
+                "dilation_rate")},
+            "activation": activations.serialize(self.activation),
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "unit_forget_bias": self.unit_forget_bias,
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+
+
+_CONV_LSTM_CELL_ARGUMENTS = (
+    "filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
+    "activation", "recurrent_activation", "use_bias", "kernel_initializer",
+    "recurrent_initializer", "bias_initializer", "unit_forget_bias", "kernel_regularizer",
+    "recurrent_regularizer", "bias_regularizer", "kernel_constraint", "recurrent_constraint",
+    "bias_constraint", "dropout", "recurrent_dropout", "seed",
+)
+
+
+class _ConvLSTM(RNN):
+    """`RNN(ConvLSTMCell(rank, ...))` in one layer (Keras's `ConvLSTM` base): the cell's
+    arguments and the loop's, the config flat, the cell's arguments read through from it.
+    Subclasses set `rank`."""
+
+    rank = 2
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        dilation_rate=1,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        **kwargs,
+    ):
+        cell = ConvLSTMCell(
+            self.rank, filters, kernel_size, strides=strides, padding=padding,
+            data_format=data_format, dilation_rate=dilation_rate, activation=activation,
+            recurrent_activation=recurrent_activation, use_bias=use_bias,
+            kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer, unit_forget_bias=unit_forget_bias,
+            kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
+            dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
+            name="conv_lstm_cell", dtype=kwargs.get("dtype"),
+        )
+        super().__init__(
+            cell, return_sequences=return_sequences, return_state=return_state,
+            go_backwards=go_backwards, stateful=stateful,
+            activity_regularizer=activity_regularizer, **kwargs,
+        )
+
+    def _check_sequences(self, shape):
+        if len(shape) != self.rank + 3:
+            axes = "channels, *spatial" if self.cell.data_format == "channels_first" else (
+                "*spatial, channels")
+            raise ValueError(
+                f"{validation.describe(self)}: expected sequences of rank {self.rank + 3} "
+                f"(batch, time, {axes}; {self.rank} spatial axes), received an input of "
+                f"shape {tuple(shape)}."
+            )
+        if self.unroll and shape[1] is None:
+            raise ValueError(
+                f"{validation.describe(self)}: unroll=True needs a known number of time "
+                f"steps, received sequences of shape {tuple(shape)}."
+            )
+
+    def _build_cell(self, sequences_shape):
+        if not self.cell.built:
+            self.cell.build((sequences_shape[0], *sequences_shape[2:]))
+
+    def _state_shapes(self, batch_size):
+        return [(batch_size, *self.cell.state_shape)] * 2
+
+    def _step_output_shape(self, batch_size):
+        return (batch_size, *self.cell.state_shape)
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        self._check_sequences(sequences_shape)
+        batch, steps = sequences_shape[0], sequences_shape[1]
+        state = (batch, *self.cell._state_shape((batch, *sequences_shape[2:])))
+        output = (batch, steps, *state[1:]) if self.return_sequences else state
+        return (output, state, state) if self.return_state else output
+
+    def get_config(self):
+        config = super().get_config()
+        del config["cell"]
+        cell_config = self.cell.get_config()
+        return {
+            **config,
+            **{name: cell_config[name] for name in _CONV_LSTM_CELL_ARGUMENTS},
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+for _name in _CONV_LSTM_CELL_ARGUMENTS:
+    setattr(_ConvLSTM, _name, _reads_from_cell(_name))
+
+_CONV_LSTM_DOC = """{rank}D convolutional LSTM over a sequence of {what}.
+
+    `RNN(ConvLSTMCell({rank}, ...))` in one layer; drop-in for `keras.layers.ConvLSTM{rank}D`
+    (same arguments in the same order; weights `kernel` `({kernel}, channels, 4 * filters)`,
+    `recurrent_kernel` `({kernel}, filters, 4 * filters)`, `bias` `(4 * filters,)`; gates
+    i, f, c, o). See `ConvLSTMCell` for the step. The loop is the `RNN` layer's, with masks,
+    `initial_state`, `stateful`, `go_backwards` and `unroll` (through `**kwargs`, as in
+    Keras); the input convolution of all steps runs before it, as one convolution of
+    `time * batch` inputs.
+
+    Args:
+        filters: positive integer, the channels of the state and output.
+        kernel_size, strides, padding, data_format, dilation_rate: the input convolution's
+            (the recurrent one is stride 1, "same"); see `ConvLSTMCell`.
+        activation, recurrent_activation, use_bias, kernel_initializer,
+            recurrent_initializer, bias_initializer, unit_forget_bias, kernel_regularizer,
+            recurrent_regularizer, bias_regularizer: the cell's.
+        activity_regularizer: optional regularizer of the output.
+        kernel_constraint, recurrent_constraint, bias_constraint, dropout,
+            recurrent_dropout, seed: the cell's.
+        return_sequences, return_state, go_backwards, stateful: the loop's, see `RNN`.
+
+    Input shape:
+        `(batch, time, {spatial}, channels)`, or `(batch, time, channels, {spatial})` with
+        channels first; a mask `(batch, time)` skips steps.
+
+    Output shape:
+        `(batch, time, {output}, filters)` with `return_sequences`, else `(batch, {output},
+        filters)` (channels first: filters before the spatial axes); with `return_state`,
+        followed by the final `h` and `c`, each shaped like one step's output.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> layer = kl.ConvLSTM{rank}D(4, 3, padding="same", return_sequences=True)
+        >>> tuple(layer(np.ones({example_input}, "float32")).shape)
+        {example_output}
+    """
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class ConvLSTM1D(_ConvLSTM):
+    __doc__ = _CONV_LSTM_DOC.format(
+        rank=1, what="1D feature maps", kernel="kernel_size", spatial="steps",
+        output="new_steps", example_input=(2, 3, 8, 2), example_output=(2, 3, 8, 4))
+    rank = 1
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class ConvLSTM2D(_ConvLSTM):
+    __doc__ = _CONV_LSTM_DOC.format(
+        rank=2, what="images", kernel="rows, cols", spatial="rows, cols",
+        output="new_rows, new_cols", example_input=(2, 3, 6, 6, 2),
+        example_output=(2, 3, 6, 6, 4))
+    rank = 2
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class ConvLSTM3D(_ConvLSTM):
+    __doc__ = _CONV_LSTM_DOC.format(
+        rank=3, what="volumes", kernel="depth, rows, cols", spatial="depth, rows, cols",
+        output="new_depth, new_rows, new_cols", example_input=(1, 2, 4, 4, 4, 2),
+        example_output=(1, 2, 4, 4, 4, 4))
+    rank = 3
+
+
+# -- TimeDistributed ---------------------------------------------------------------------------
+
+
+def _couples_the_batch(layer):
+    """Whether a sample's output depends on the other samples of its batch in training
+    (batch statistics): folding time into the batch would then change it."""
+    return any(cls.__name__ == "BatchNormalization" for cls in type(layer).__mro__)
+
+
+@keras.saving.register_keras_serializable(package="keraslayers")
+class TimeDistributed(keras.layers.Layer):
+    """Applies a layer to every time slice of a sequence: `y[:, t] = layer(x[:, t])`.
+
+    The time axis is folded into the batch, `(batch, time, ...)` -> `(batch * time, ...)`,
+    so the wrapped layer runs once on all slices rather than once per step; its result is
+    unfolded back to `(batch, time, ...)`. A BatchNormalization (whose batch statistics
+    would then span all steps) runs slice by slice, as in Keras. Drop-in for
+    `keras.layers.TimeDistributed`: the weights are the wrapped layer's (one set for every
+    step); a mask `(batch, time, ...)` is folded likewise and given to a layer whose `call`
+    takes one, and passes through to the output.
+
+    Args:
+        layer: a `keras.layers.Layer`, built here on `(batch, ...)` slices.
+
+    Input shape:
+        `(batch, time, ...)`, at least rank 3.
+
+    Output shape:
+        `(batch, time, ...)` with the wrapped layer's output shape after the time axis.
+
+    Example:
+        >>> import numpy as np, keraslayers as kl
+        >>> tuple(kl.TimeDistributed(kl.Dense(4))(np.ones((2, 3, 5), "float32")).shape)
+        (2, 3, 4)
+    """
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(layer, keras.layers.Layer):
+            raise ValueError(
+                f"{validation.describe(self)}: `layer` must be a keras.layers.Layer "
+                f"instance, received layer={layer!r}."
+            )
+        self.layer = layer
+        self.supports_masking = True
+
+    def _slice_shape(self, input_shape):
+        if not isinstance(input_shape, (tuple, list)) or len(input_shape) < 3:
+            raise ValueError(
+                f"{validation.describe(self)}: expected an input of rank >= 3 (batch, time, "
+                f"...), received an input of shape {input_shape}."
+            )
+        return (input_shape[0], *input_shape[2:])
+
+    def build(self, input_shape):
+        slice_shape = self._slice_shape(input_shape)
+        if not self.layer.built:
+            self.layer.build(slice_shape)
+
+    def compute_output_shape(self, input_shape):
+        output_shape = self.layer.compute_output_shape(self._slice_shape(input_shape))
+        return (output_shape[0], input_shape[1], *output_shape[1:])
+
+    def _check_mask(self, inputs, mask):
+        shape = tuple(mask.shape)
+        if len(shape) < 2 or not validation.shapes_agree(shape[:2], tuple(inputs.shape[:2])):
+            raise ValueError(
+                f"{validation.describe(self)}: the mask must start with the input's (batch, "
+                f"time) = {tuple(inputs.shape[:2])}, received a mask of shape {shape} for "
+                f"an input of shape {tuple(inputs.shape)}."
+            )
+
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None:
+            self._check_mask(inputs, mask)
+        kwargs = {}
+        if self.layer._call_has_training_arg:
+            kwargs["training"] = training
+        takes_mask = self.layer._call_has_mask_arg and mask is not None
+        if _couples_the_batch(self.layer) and inputs.shape[1] is not None:
+            return self._slice_by_slice(inputs, mask if takes_mask else None, kwargs)
+        batch, steps = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        # (batch, time, ...) -> (batch * time, ...)
+        if takes_mask:
+            kwargs["mask"] = ops.reshape(mask, (-1, *ops.shape(mask)[2:]))
+        outputs = self.layer(ops.reshape(inputs, (-1, *ops.shape(inputs)[2:])), **kwargs)
+        return ops.reshape(outputs, (batch, steps, *ops.shape(outputs)[1:]))
+
+    def _slice_by_slice(self, inputs, mask, kwargs):
+        outputs = []
+        for step in range(inputs.shape[1]):
+            if mask is not None:
+                kwargs["mask"] = mask[:, step]
+            outputs.append(self.layer(inputs[:, step], **kwargs))
+        return ops.stack(outputs, axis=1)
+
+    def get_config(self):
+        return {**super().get_config(), "layer": keras.saving.serialize_keras_object(self.layer)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        layer = keras.saving.deserialize_keras_object(config.pop("layer"))
+        return cls(layer, **config)

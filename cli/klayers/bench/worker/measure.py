@@ -44,8 +44,8 @@ NATIVE_LAYERS = ("Dense", "Conv2D", "LayerNormalization", "LSTM", "Embedding", "
                  "MultiHeadAttention")
 # Layers called on (query, value) that attend to themselves when given one tensor, and those
 # that take their inputs as one list.
-SELF_ATTENTION = ("Attention", "MultiHeadAttention", "GroupQueryAttention")
-LIST_INPUTS = ("Attention",)
+SELF_ATTENTION = ("Attention", "AdditiveAttention", "MultiHeadAttention", "GroupQueryAttention")
+LIST_INPUTS = ("Attention", "AdditiveAttention")
 # Layers whose output depends on the input's shape alone: a training step has no gradient.
 SHAPE_ONLY = ("SinePositionEncoding",)
 
