@@ -19,7 +19,7 @@ from keraslayers.layers.convolution import (
     SeparableConv1D,
     SeparableConv2D,
 )
-from keraslayers.layers.core import Activation, Dense, EinsumDense, ReLU
+from keraslayers.layers.core import Activation, Dense, EinsumDense, Masking, ReLU
 from keraslayers.layers.embedding import (
     AlibiBias,
     Embedding,
@@ -134,6 +134,7 @@ __all__ = [
     "LSTM",
     "LayerNormalization",
     "LeakyReLU",
+    "Masking",
     "MaxPooling1D",
     "MaxPooling2D",
     "MaxPooling3D",

@@ -109,6 +109,7 @@ EXAMPLE_WEIGHT_COUNTS = {
     "SpectralNormalization": (2, 1, 0),
     "Embedding": (1, 0, 0),
     "ReversibleEmbedding": (1, 0, 0),
+    "Masking": (0, 0, 0),
     "LayerNormalization": (2, 0, 0),
     "BatchNormalization": (2, 2, 0),
     "RMSNormalization": (1, 0, 0),

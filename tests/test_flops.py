@@ -124,6 +124,12 @@ def test_leaky_and_parametric_relu_per_element():
     assert step_flops("PReLU", {}, (6, 8), 4, "train") == 3 * 2 * 4 * 48
 
 
+def test_masking_compares_and_selects_each_element():
+    # A comparison with mask_value and a select per element; the `any` is logical.
+    assert forward_flops("Masking", {"mask_value": 0.0}, (6, 8), 4) == 2 * 4 * 48
+    assert step_flops("Masking", {}, (6, 8), 4, "train") == 3 * 2 * 4 * 48
+
+
 def test_upsampling2d_interpolation_is_a_separable_resize():
     # 2 images of 3x4x5, size (2, 3), bilinear (2 taps): rows first (6x4x5 outputs of 2 taps),
     # then columns (6x12x5 outputs of 2 taps); a multiply-add is 2 FLOPs.

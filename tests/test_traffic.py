@@ -89,6 +89,14 @@ def test_dropout_by_hand():
         2 * x + 3 * x + 2 * x + x)
 
 
+def test_masking_by_hand():
+    # Reads the input, writes the output (its one-bool-per-step mask is not counted); a
+    # training step also writes the input's gradient (no weights).
+    x = 2 * 6 * 8 * F32
+    assert step_bytes("Masking", {"mask_value": 0.0}, (6, 8), 2) == 2 * x
+    assert step_bytes("Masking", {}, (6, 8), 2, "train") == 2 * x + 3 * x + 2 * x + x
+
+
 def test_activations_by_hand():
     x = 2 * 6 * 8 * F32
     for layer in ("LeakyReLU", "ELU", "Softmax"):

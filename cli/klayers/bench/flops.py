@@ -29,8 +29,10 @@ TRAIN_TO_FORWARD = 3
 # parts, as Keras computes it: relu(x) - alpha * relu(-x) (2). ELU and Softmax are left out
 # (None), as Activation is: their work is exponentials, which this module does not count.
 # AlibiBias adds its bias to each score (1; the bias itself is heads x key_length products).
+# Masking compares each element with mask_value (1) and selects it or zero (1, as ReLU's max);
+# the `any` over the features is logical, not floating-point work.
 _PER_ELEMENT = {"LayerNormalization": 8, "RMSNormalization": 4, "BatchNormalization": 4,
-                "ReLU": 1, "LeakyReLU": 1, "PReLU": 2, "AlibiBias": 1}
+                "ReLU": 1, "LeakyReLU": 1, "PReLU": 2, "AlibiBias": 1, "Masking": 2}
 
 
 def step_flops(

@@ -483,6 +483,8 @@ _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], Counts]] = {
         "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
         "GaussianDropout", "AlphaDropout", "UnitNormalization", "RotaryEmbedding",
         "AlibiBias")},
+    # Its Keras mask is left out: one bool per step, 1 / (4 * features) of a float32 output.
+    "Masking": _same_shape,
     "Embedding": _embedding,
     "ReversibleEmbedding": _embedding,
     "PositionEmbedding": _position_embedding,
