@@ -177,6 +177,16 @@ def test_forced_formulation_matches_keras(chosen, case):
                    random_inputs(SHAPE), tolerance=LOOSE)
 
 
+@pytest.mark.grid("chosen")
+@pytest.mark.parametrize("chosen", sorted(recurrent.CONV_RECURRENT_PLANS))
+def test_forced_1d_formulation_matches_keras(chosen):
+    """1D cells read their own table (family "conv_recurrent1d"): every plan there too."""
+    with formulation.forcing("conv_recurrent1d", chosen):
+        parity(*both_for_a_mask("ConvLSTM1D", 3, 3, padding="same", return_sequences=True,
+                                return_state=True), random_inputs((2, 3, 6, 2)), mask=MASK,
+               tolerance=LOOSE)
+
+
 def test_cell_on_one_step_matches_keras():
     from keras.src.layers.rnn.conv_lstm import ConvLSTMCell
 

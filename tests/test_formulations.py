@@ -173,6 +173,24 @@ def test_recurrent_cpu_gets_the_measured_formulation():
         assert recurrent.recurrent_formulation() == recurrent.RECURRENT_PLANS[expected]
 
 
+@pytest.mark.parametrize("kind", UNMEASURED)
+def test_conv_recurrent_unmeasured_devices_run_keras_way(kind):
+    with formulation.forcing_device_kind(kind):
+        for rank in (1, 2, 3):
+            cell = kl.ConvLSTMCell(rank, 2, 3)
+            assert recurrent.recurrent_formulation(cell) == recurrent.RECURRENT_PLANS[KERAS]
+
+
+def test_conv_recurrent_cpu_gets_the_measured_formulation():
+    expected = {"jax": ("ahead_unrolled", "ahead_unrolled_taps"),
+                "torch": ("ahead_unrolled", "ahead_unrolled"),
+                "tensorflow": ("ahead_unrolled", "ahead_unrolled")}[BACKEND]
+    with formulation.forcing_device_kind("cpu"):
+        for rank in (1, 2, 3):
+            chosen = recurrent.recurrent_formulation(kl.ConvLSTMCell(rank, 2, 3))
+            assert chosen == recurrent.CONV_RECURRENT_PLANS[expected[rank > 1]], rank
+
+
 RECURRENT_CASES = {
     "lstm_mask": (lambda layers: layers.LSTM(8, return_sequences=True), MASK),
     "gru_v1_backwards": (lambda layers: layers.GRU(8, reset_after=False, go_backwards=True,

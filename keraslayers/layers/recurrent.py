@@ -120,15 +120,36 @@ CONV_RECURRENT_PLANS = {
                                              conv_taps=True),
 }
 
-# Empty until measured: every backend and device runs Keras's own way.
+# benchmarks/probes/conv_lstm.py, 2-core CPU, every plan against Keras's layer in the same
+# run, predict / train: ConvLSTM2D(32, 3, same) on 8x16x16x16 (batch 8), ConvLSTM2D(8) on
+# 4x8x8x4, ConvLSTM1D(16, return_sequences) on 16x32x8 (batch 32), ConvLSTM3D(4) on
+# 4x6x6x6x2 (batch 8). Keras's own way ("keras") in our loop ran 0.84x-4.9x of Keras's layer.
 CONV_RECURRENT_FORMULATIONS = {
+    # XLA's CPU convolutions, 3D and their gradients above all, lose to the taps' matrix
+    # product; Keras's scan loop trains at 10 samples/s on the 2D case: 1.18x / 16.8x, 1.59x /
+    # 4.85x, 3D 24.4x / 7.2x ("ahead_unrolled": 0.96x / 15.8x, 1.96x / 5.94x, 4.7x / 3.0x).
+    ("jax", "cpu"): "ahead_unrolled_taps",
+    # Convolutions from oneDNN beat the taps (0.51x-0.9x in training); the input convolution
+    # ahead and a Python loop: 1.16x / 1.24x, 1.61x / 1.82x, 1D 1.25x / 1.84x, 3D 2.15x / 2.21x.
+    ("tensorflow", "cpu"): "ahead_unrolled",
+    # The same: 2.27x / 1.77x, 3.27x / 2.61x, 1D 4.05x / 2.67x, 3D 4.01x / 2.97x (taps 1.3x-2x).
+    ("torch", "cpu"): "ahead_unrolled",
+}
+# 1D cells (family "conv_recurrent1d"): on JAX the taps lost to XLA's 1D convolution (2.24x
+# against 4.76x in training, 1.43x against 1.97x at inference), so 1D takes "ahead_unrolled".
+CONV1D_RECURRENT_FORMULATIONS = {
+    **CONV_RECURRENT_FORMULATIONS,
+    ("jax", "cpu"): "ahead_unrolled",
 }
 
 
 def recurrent_formulation(cell=None) -> RecurrentFormulation:
-    """The formulation for this backend and device kind: `CONV_RECURRENT_FORMULATIONS`'
-    choice for a convolutional cell, `RECURRENT_FORMULATIONS`' for any other."""
+    """The formulation for this backend and device kind: `CONV1D_RECURRENT_FORMULATIONS`' or
+    `CONV_RECURRENT_FORMULATIONS`' choice for a convolutional cell, `RECURRENT_FORMULATIONS`'
+    for any other."""
     if isinstance(cell, ConvLSTMCell):
+        if cell.rank == 1:
+            return CONV_RECURRENT_PLANS[choose("conv_recurrent1d", CONV1D_RECURRENT_FORMULATIONS)]
         return CONV_RECURRENT_PLANS[choose("conv_recurrent", CONV_RECURRENT_FORMULATIONS)]
     return RECURRENT_PLANS[choose("recurrent", RECURRENT_FORMULATIONS)]
 
