@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import keraslayers as kl
+from keraslayers.layers import formulation
 from tests.call_parity import TOLERANCE, assert_same_outputs_and_gradients
 from tests.contract import random_inputs, to_numpy
 
@@ -71,18 +72,23 @@ ROPES = {
 }
 
 
+@pytest.mark.parametrize("rotation", ["keras", "halves"])
 @pytest.mark.parametrize("call", CALLS, ids=["plain", "start_index", "positions", "shared"])
 @pytest.mark.parametrize("arguments", ROPES.values(), ids=ROPES.keys())
-def test_rotary_embedding(arguments, call):
+def test_rotary_embedding(arguments, call, rotation):
+    """Both rotations (embedding.ROTARY_FORMULATIONS) compute keras-hub's layer."""
     theirs = hub.RotaryEmbedding(**arguments)
-    assert_same_outputs_and_gradients(ours_from(theirs, HEADS), theirs, HEADS, **call)
+    with formulation.forcing("rotary", rotation):
+        assert_same_outputs_and_gradients(ours_from(theirs, HEADS), theirs, HEADS, **call)
 
 
-def test_rotary_embedding_with_other_axes():
+@pytest.mark.parametrize("rotation", ["keras", "halves"])
+def test_rotary_embedding_with_other_axes(rotation):
     theirs = hub.RotaryEmbedding(sequence_axis=2, feature_axis=1)
     x = SEQUENCE.transpose(0, 2, 1)
-    assert_same_outputs_and_gradients(ours_from(theirs, x), theirs, x)
-    assert_same_outputs_and_gradients(ours_from(theirs, x), theirs, x, positions=POSITIONS)
+    with formulation.forcing("rotary", rotation):
+        assert_same_outputs_and_gradients(ours_from(theirs, x), theirs, x)
+        assert_same_outputs_and_gradients(ours_from(theirs, x), theirs, x, positions=POSITIONS)
 
 
 @pytest.mark.parametrize("tie_weights", [True, False])

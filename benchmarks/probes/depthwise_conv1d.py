@@ -61,12 +61,15 @@ def _set_threads():
         tf.config.threading.set_inter_op_parallelism_threads(2)
 
 
-def _steps(layer, shape, batch):
-    """(predict, train) zero-argument functions on a fresh model around `layer`."""
-    inputs = keras.Input(shape)
+def _steps(layer, shape, batch, integer=False):
+    """(predict, train) zero-argument functions on a fresh model around `layer`; `integer`:
+    token ids below 1000 as the input."""
+    inputs = keras.Input(shape, dtype="int32" if integer else "float32")
     model = keras.Model(inputs, layer(inputs))
     model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
-    x = ops.convert_to_tensor(np.random.default_rng(0).standard_normal((batch, *shape), "float32"))
+    rng = np.random.default_rng(0)
+    x = ops.convert_to_tensor(rng.integers(0, 1000, (batch, *shape), "int32") if integer
+                              else rng.standard_normal((batch, *shape), "float32"))
     target = ops.convert_to_tensor(np.zeros((batch, *model.outputs[0].shape[1:]), "float32"))
     return (lambda: model.predict_on_batch(x)), (lambda: model.train_on_batch(x, target))
 
