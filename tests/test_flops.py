@@ -87,6 +87,22 @@ def test_bidirectional_runs_the_recurrent_layer_twice():
         "LSTM", {"units": 16}, (10, 8), 2)
 
 
+def test_rnn_counts_each_cell_of_its_stack_on_the_width_below():
+    gru = {"class_name": "GRUCell", "config": {"units": 16}}
+    lstm = {"class_name": "LSTMCell", "config": {"units": 4}}
+    stack = forward_flops("RNN", {"cell": [gru, lstm]}, (10, 8), 2)
+    # The GRU reads 8 features, the LSTM the GRU's 16 outputs.
+    assert stack == forward_flops("GRU", {"units": 16}, (10, 8), 2) + forward_flops(
+        "LSTM", {"units": 4}, (10, 16), 2)
+    assert forward_flops("RNN", {"cell": lstm}, (10, 16), 2) == forward_flops(
+        "LSTM", {"units": 4}, (10, 16), 2)
+    # Training leaves out the input gradient of the first cell's input projection only.
+    assert step_flops("RNN", {"cell": [gru, lstm]}, (10, 8), 2, "train") == (
+        3 * stack - 10 * 2 * 2 * 8 * 3 * 16)
+    assert forward_flops("RNN", {"cell": {"class_name": "MyCell", "config": {}}}, (10, 8),
+                         2) is None
+
+
 def test_multi_head_attention_projections_and_scores():
     # batch 1, 4 targets and 6 sources of width 8; 2 heads of size 3.
     config = {"num_heads": 2, "key_dim": 3}

@@ -275,6 +275,45 @@ def _recurrent(gates: int) -> Callable[[dict, list[tuple[int, ...]], int], int]:
     return count
 
 
+_CELL_GATES = {"SimpleRNNCell": 1, "GRUCell": 3, "LSTMCell": 4}
+
+
+def _cell_stack(config: dict) -> list[tuple[int, dict]] | None:
+    """An RNN layer's cells as (gates, cell config), bottom first; None for a cell we do not
+    count (a cell from elsewhere, a convolutional one)."""
+    cells = config.get("cell")
+    cells = cells if isinstance(cells, list) else [cells]
+    stack = []
+    for cell in cells:
+        gates = _CELL_GATES.get((cell or {}).get("class_name"))
+        if gates is None:
+            return None
+        stack.append((gates, cell["config"]))
+    return stack
+
+
+def _rnn(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int | None:
+    # Each cell of the stack as its recurrent layer would count it, on the width of the
+    # outputs of the cell below (the first reads the input's features).
+    stack = _cell_stack(config)
+    if stack is None:
+        return None
+    steps, features, total = shapes[0][-2], shapes[0][-1], 0
+    for gates, cell in stack:
+        total += _recurrent(gates)(cell, [(steps, features)], batch)
+        features = cell["units"]
+    return total
+
+
+def _rnn_input_product(config: dict, shapes: list[tuple[int, ...]], batch: int) -> int:
+    # Only the first cell reads the step's input.
+    stack = _cell_stack(config)
+    if stack is None:
+        return 0
+    gates, cell = stack[0]
+    return _recurrent_input_product(gates)(cell, shapes, batch)
+
+
 def _conv_lstm_products(config: dict, shapes: list[tuple[int, ...]], batch: int,
                         recurrent: bool = True) -> int:
     # Per step: the input convolution onto the four gates (strides, padding, dilation) and,
@@ -459,6 +498,7 @@ _COUNTERS: dict[str, Callable[[dict, list[tuple[int, ...]], int], int | None]] =
     "SimpleRNN": _recurrent(1),
     "GRU": _recurrent(3),
     "LSTM": _recurrent(4),
+    "RNN": _rnn,
     "Bidirectional": _bidirectional,
     **{f"ConvLSTM{rank}D": _conv_lstm for rank in (1, 2, 3)},
     "TimeDistributed": _time_distributed(input_products=False),
@@ -487,6 +527,7 @@ _INPUT_PRODUCTS: dict[str, Callable[[dict, list[tuple[int, ...]], int], int]] = 
     "SimpleRNN": _recurrent_input_product(1),
     "GRU": _recurrent_input_product(3),
     "LSTM": _recurrent_input_product(4),
+    "RNN": _rnn_input_product,
     "Bidirectional": _bidirectional_input_product,
     **{f"ConvLSTM{rank}D": _conv_lstm_input_product for rank in (1, 2, 3)},
     "TimeDistributed": _time_distributed(input_products=True),
