@@ -922,10 +922,14 @@ class _AdaptivePooling(keras.layers.Layer):
         even = [length % size == 0 for length, size in zip(spatial, self.output_size,
                                                            strict=True)]
         chosen = formulation.choose("adaptive_pooling", ADAPTIVE_POOLING_FORMULATIONS)
-        if chosen == "torch_kernels" and rank == 3 and self.reduction == "max":
-            # Keras's own op (torch's adaptive_max_pool3d): the reshape's amax ran 0.75x/0.59x
-            # of it, predict/train, AdaptiveMaxPooling3D(4) on 16x16x16x16x32.
-            return ops.adaptive_max_pool(inputs, self.output_size, self.data_format)
+        if chosen == "torch_kernels" and rank == 3:
+            # Keras's own ops (torch's adaptive_max_pool3d / adaptive_avg_pool3d): the
+            # reshape's amax ran 0.75x/0.59x of it, predict/train, AdaptiveMaxPooling3D(4) on
+            # 16x16x16x16x32; its mean 0.63x/0.92x and 0.81x/1.03x, AdaptiveAveragePooling3D(4)
+            # on 8x8x8x16 and 16x16x16x32 (run of record 2026-12-07).
+            if self.reduction == "max":
+                return ops.adaptive_max_pool(inputs, self.output_size, self.data_format)
+            return ops.adaptive_average_pool(inputs, self.output_size, self.data_format)
         if (all(even) and chosen == "torch_kernels" and rank < 3
                 and self.data_format == "channels_last"):
             return self._pool_evenly_with_torch_kernels(inputs, spatial)
