@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import keraslayers as kl
-from keraslayers.layers.reshaping import bilinear_upsample
+from keraslayers.layers import formulation
+from keraslayers.layers.reshaping import UPSAMPLING_FORMULATIONS, bilinear_upsample
 from tests.contract import (
     BACKEND,
     check_keras_parity,
@@ -160,3 +161,23 @@ def test_bad_arguments_raise_value_errors_naming_the_layer(make, pattern):
 def test_a_wrong_rank_input_raises_a_value_error_naming_the_layer(layer, shape):
     with pytest.raises(ValueError, match=r"up\d.*ndim"):
         layer(random_inputs(shape))
+
+
+@pytest.mark.parametrize("chosen", ["keras", "own_bilinear"])
+@pytest.mark.parametrize("size, data_format", [((2, 2), "channels_last"),
+                                               ((2, 3), "channels_first")])
+def test_every_bilinear_formulation_matches_keras(chosen, size, data_format):
+    """UPSAMPLING_FORMULATIONS' choices give Keras's outputs and gradients on every backend."""
+    x = random_inputs((2, 3, 4, 2))
+    kwargs = {"size": size, "data_format": data_format, "interpolation": "bilinear"}
+    with formulation.forcing("upsampling", chosen):
+        check_keras_parity(kl.UpSampling2D(**kwargs), keras.layers.UpSampling2D(**kwargs), x)
+
+
+def test_bilinear_formulation_table():
+    with formulation.forcing_device_kind("cpu"):
+        expected = "own_bilinear" if BACKEND == "jax" else formulation.KERAS
+        assert formulation.choose("upsampling", UPSAMPLING_FORMULATIONS) == expected
+    for kind in ("gpu", "tpu"):
+        with formulation.forcing_device_kind(kind):
+            assert formulation.choose("upsampling", UPSAMPLING_FORMULATIONS) == formulation.KERAS
