@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import string
 
 import keras
 from keras import constraints, initializers, ops, regularizers
 
 from keraslayers.layers import formulation, validation
-from keraslayers.layers.lora import LoRA, LoRAComposite, adapted_weight
+from keraslayers.layers.core import EinsumDense
+from keraslayers.layers.lora import LoRAComposite
+from keraslayers.layers.quantization import QuantizableComposite
 
 # Replaces masked scores before the softmax: finite, so a row whose every position is masked
 # does not compute 0 / 0; its weights are then set to zero.
@@ -310,62 +313,42 @@ class _Layout:
         ))
 
 
-class _Projection(LoRA, keras.layers.Layer):
-    """A dense map over several trailing axes: `tensordot(x, kernel, input_axes) + bias`.
+def projection_equation(free_dims, bound_dims, output_dims):
+    """Keras's MultiHeadAttention projection: `(equation, bias_axes)` of an EinsumDense that
+    maps the last `bound_dims` axes of an input with `free_dims` others (batch, positions)
+    to `output_dims` axes: `"abc,cde->abde"` and `"de"` for (2, 1, 2), a rank-3 input
+    projected to heads; `"abcd,cde->abe"` and `"e"` for (2, 2, 1), heads projected back."""
+    letters = string.ascii_lowercase
+    free = letters[:free_dims]
+    bound = letters[free_dims:free_dims + bound_dims]
+    output = letters[free_dims + bound_dims:free_dims + bound_dims + output_dims]
+    return f"{free}{bound},{bound}{output}->{free}{output}", output
 
-    The kernel is `(*input dims, *output_shape)` and the bias `output_shape`, as Keras's
-    `EinsumDense` has them inside the attention layers (e.g. `(dim, heads, key_dim)`).
-    `enable_lora(rank)` adapts the kernel as Keras's EinsumDense does: `lora_kernel_a`
-    `(*kernel_shape[:-1], rank)`, `lora_kernel_b` `(rank, kernel_shape[-1])`.
+
+class _Projection(EinsumDense):
+    """An attention projection: Keras's EinsumDense with the equation Keras's
+    MultiHeadAttention gives it (`projection_equation`), so the same weights (kernel
+    `(*input dims, *output dims)`, bias `output dims`), LoRA factors and quantized weights
+    (int8, int4, float8: `quantize(mode)` and `model.quantize(mode)` take it as Keras's
+    EinsumDense).
+
+    The float product is `tensordot` over the bound axes: the equation's einsum, in the
+    formulation these layers have always been measured with; the quantized products are
+    EinsumDense's (Keras's arithmetic).
     """
 
-    def __init__(self, input_axes, output_shape, use_bias, activation=None, *,
-                 kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-                 kernel_constraint, bias_constraint, **kwargs):
-        super().__init__(**kwargs)
-        self.input_axes = input_axes
-        self.projected_shape = tuple(output_shape)
-        self.use_bias = use_bias
-        self.activation = keras.activations.get(activation)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        self.kernel_regularizer = kernel_regularizer
-        self.bias_regularizer = bias_regularizer
-        self.kernel_constraint = kernel_constraint
-        self.bias_constraint = bias_constraint
+    def __init__(self, equation, output_shape, **kwargs):
+        super().__init__(equation, output_shape, **kwargs)
         # Masks are the attention layer's business; a projection only passes them on.
         self.supports_masking = True
-        self._init_lora(None, None)
+        self._bound_axes = sum(1 for c in self._parsed.kernel if c in self._parsed.inputs)
 
-    def build(self, input_shape):
-        input_dims = tuple(input_shape[-self.input_axes:])
-        self._kernel = self.add_weight(
-            name="kernel",
-            shape=(*input_dims, *self.projected_shape),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=self.projected_shape,
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
+    def _product(self, inputs, kernel):
+        # (batch, *positions, *bound) . (*bound, *outputs) -> (batch, *positions, *outputs)
+        return ops.tensordot(inputs, kernel, axes=self._bound_axes)
 
-    kernel = adapted_weight("kernel", "The kernel `(*input dims, *output_shape)`, with LoRA's.")
 
-    def call(self, inputs):
-        outputs = ops.tensordot(inputs, self.kernel, axes=self.input_axes)
-        if self.bias is not None:
-            outputs = outputs + self.bias
-        return self.activation(outputs)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[: -self.input_axes], *self.projected_shape)
+_Projection._quantizing_class = _Projection
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
@@ -685,9 +668,10 @@ def _fold_leading_axes(x):
     return ops.reshape(x, (-1, *ops.shape(x)[-2:]))
 
 
-class _ProjectedAttention(LoRAComposite, keras.layers.Layer):
+class _ProjectedAttention(LoRAComposite, QuantizableComposite, keras.layers.Layer):
     """What MultiHeadAttention and GroupQueryAttention share: arguments, masks, the call,
-    `enable_lora` (projections named "query", "key", "value", "gate", "attention_output").
+    `enable_lora` (projections named "query", "key", "value", "gate", "attention_output"),
+    `quantize` (every projection, as `model.quantize` quantizes Keras's).
 
     Subclasses create, in `build`, the projections `query_dense`, `key_dense`,
     `value_dense`, `output_dense` (and `gate_dense` with `use_gate`), then call
@@ -738,7 +722,9 @@ class _ProjectedAttention(LoRAComposite, keras.layers.Layer):
             self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
 
-    def _projection(self, name, input_axes, output_shape, activation=None):
+    def _projection(self, name, input_rank, bound_dims, output_shape, activation=None):
+        """Keras's projection of an input of `input_rank` over its last `bound_dims` axes to
+        `output_shape`."""
         # A fresh initializer per projection: a seeded initializer object reused would give
         # every kernel the same values.
         kernel_initializer = self.kernel_initializer.__class__.from_config(
@@ -747,11 +733,13 @@ class _ProjectedAttention(LoRAComposite, keras.layers.Layer):
         bias_initializer = self.bias_initializer.__class__.from_config(
             self.bias_initializer.get_config()
         )
+        free_dims = input_rank - bound_dims
+        equation, bias_axes = projection_equation(free_dims, bound_dims, len(output_shape))
         return _Projection(
-            input_axes,
-            output_shape,
-            self.use_bias,
-            activation,
+            equation,
+            (None,) * (free_dims - 1) + tuple(int(size) for size in output_shape),
+            activation=activation,
+            bias_axes=bias_axes if self.use_bias else None,
             kernel_initializer=kernel_initializer,
             bias_initializer=bias_initializer,
             kernel_regularizer=self.kernel_regularizer,
@@ -884,8 +872,9 @@ class _ProjectedAttention(LoRAComposite, keras.layers.Layer):
         `(batch, 2, max_length, key_value_heads, head_dim)`, after writing the projections of
         `key` and `value` into it from position `cache_update_index` (unless None: then
         `key` and `value` are not read); and the cache, updated."""
-        heads = self.query_dense.projected_shape[0] // self._key_value_repeats
-        expected = (2, heads, self.query_dense.projected_shape[1])
+        query_heads, head_dim = self.query_dense.partial_output_shape[-2:]
+        heads = query_heads // self._key_value_repeats
+        expected = (2, heads, head_dim)
         shape = tuple(cache.shape)
         if not self._layout.is_sequence or self._value_size != expected[2] or not (
             len(shape) == 5 and (shape[1], *shape[3:]) == expected
@@ -1043,6 +1032,12 @@ class MultiHeadAttention(_ProjectedAttention):
     returned scores are the weights before dropout, as Keras's. With `activity_regularizer`,
     each projection adds one loss (4, or 5 with `use_gate`), as in Keras.
 
+    The projections are EinsumDense layers with Keras's equations, so `model.quantize(mode)`
+    quantizes them as Keras's ("int8", "int4", "float8": the same quantized weights, which
+    load from a quantized Keras layer), and `layer.quantize(mode)` quantizes all of them at
+    once; LoRA (`enable_lora`) works on int8 and int4 projections. A quantized layer's
+    config keeps its projections' dtype policies (a `DTypePolicyMap`), so it saves and loads.
+
     Args:
         num_heads: number of heads.
         key_dim: size of each head for query and key.
@@ -1186,18 +1181,21 @@ class MultiHeadAttention(_ProjectedAttention):
         value_shape = query_shape if value_shape is None else value_shape
         key_shape = value_shape if key_shape is None else key_shape
         self._layout = self._check_shapes(query_shape, value_shape, key_shape)
-        heads = self.num_heads
-        self.query_dense = self._projection("query", 1, (heads, self.key_dim))
+        heads, rank = self.num_heads, len(query_shape)
+        self.query_dense = self._projection("query", rank, 1, (heads, self.key_dim))
         self.query_dense.build(query_shape)
-        self.key_dense = self._projection("key", 1, (heads, self.key_dim))
+        self.key_dense = self._projection("key", rank, 1, (heads, self.key_dim))
         self.key_dense.build(key_shape)
         if self.use_gate:
-            self.gate_dense = self._projection("gate", 1, (heads, self.value_dim), "sigmoid")
+            self.gate_dense = self._projection(
+                "gate", rank, 1, (heads, self.value_dim), "sigmoid"
+            )
             self.gate_dense.build(query_shape)
-        self.value_dense = self._projection("value", 1, (heads, self.value_dim))
+        self.value_dense = self._projection("value", rank, 1, (heads, self.value_dim))
         self.value_dense.build(value_shape)
         output_shape = self._projected_output_shape(query_shape)
-        self.output_dense = self._projection("attention_output", 2, output_shape)
+        # (batch, *positions, heads, value_dim) -> (batch, *positions, *output_shape)
+        self.output_dense = self._projection("attention_output", rank + 1, 2, output_shape)
         self.output_dense.build((*query_shape[:-1], heads, self.value_dim))
         self._build_lora_layers()
 
@@ -1252,7 +1250,7 @@ class GroupQueryAttention(_ProjectedAttention):
     weights before dropout, as Keras's. With `activity_regularizer`, this layer's output and
     each projection add one loss, as in Keras. As Keras's, `compute_output_shape` (so a
     symbolic call) refuses a value whose feature size differs from the query's, which a call
-    on tensors accepts.
+    on tensors accepts. Quantization and LoRA as in `MultiHeadAttention`.
 
     Args:
         head_dim: size of each head.
@@ -1328,18 +1326,19 @@ class GroupQueryAttention(_ProjectedAttention):
         key_shape = value_shape if key_shape is None else key_shape
         self._layout = self._check_shapes(query_shape, value_shape, key_shape)
         query_heads, key_value_heads = self.num_query_heads, self.num_key_value_heads
-        self.query_dense = self._projection("query", 1, (query_heads, self.head_dim))
+        # Keras's equations ("bqm,muh->bquh", ...) with MultiHeadAttention's letters.
+        self.query_dense = self._projection("query", 3, 1, (query_heads, self.head_dim))
         self.query_dense.build(query_shape)
-        self.key_dense = self._projection("key", 1, (key_value_heads, self.head_dim))
+        self.key_dense = self._projection("key", 3, 1, (key_value_heads, self.head_dim))
         self.key_dense.build(key_shape)
         if self.use_gate:
             self.gate_dense = self._projection(
-                "gate", 1, (query_heads, self.head_dim), "sigmoid"
+                "gate", 3, 1, (query_heads, self.head_dim), "sigmoid"
             )
             self.gate_dense.build(query_shape)
-        self.value_dense = self._projection("value", 1, (key_value_heads, self.head_dim))
+        self.value_dense = self._projection("value", 3, 1, (key_value_heads, self.head_dim))
         self.value_dense.build(value_shape)
-        self.output_dense = self._projection("attention_output", 2, (query_shape[-1],))
+        self.output_dense = self._projection("attention_output", 4, 2, (query_shape[-1],))
         self.output_dense.build((*query_shape[:-1], query_heads, self.head_dim))
         self._build_lora_layers()
 

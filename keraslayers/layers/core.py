@@ -240,7 +240,7 @@ class Dense(Quantizable, LoRA, keras.layers.Layer):
 
     def _float8_build(self, kernel_shape, config=None):
         history = getattr(
-            self.dtype_policy, "amax_history_length",
+            quantization.layer_policy(self), "amax_history_length",
             keras.dtype_policies.QuantizedFloat8DTypePolicy.default_amax_history_length,
         )
         # Trainable so that their "gradients" (their new values) reach the optimizer, which

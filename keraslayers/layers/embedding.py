@@ -11,7 +11,7 @@ from keras import constraints, initializers, ops, regularizers
 
 from keraslayers.layers import formulation, quantization, validation
 from keraslayers.layers.lora import LoRA, adapted_weight
-from keraslayers.layers.quantization import Quantizable
+from keraslayers.layers.quantization import Quantizable, QuantizableComposite
 
 
 def _positive_number(layer, argument, value, allow_none=False):
@@ -1002,7 +1002,7 @@ class AlibiBias(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
-class TokenAndPositionEmbedding(keras.layers.Layer):
+class TokenAndPositionEmbedding(QuantizableComposite, keras.layers.Layer):
     """Token embedding plus learned position embedding, as keras-hub's.
 
     `outputs[b, t] = token_embedding[tokens[b, t]] + position_embedding[t]`. The token
@@ -1012,7 +1012,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     `token_embedding/embeddings` `(vocabulary_size, embedding_dim)`, with
     `tie_weights=False` then `token_embedding/reverse_embeddings`
     `(embedding_dim, vocabulary_size)`, then `position_embedding/embeddings`
-    `(sequence_length, embedding_dim)`.
+    `(sequence_length, embedding_dim)`. `quantize("int8")` (or "int4") quantizes the token
+    embedding, as `model.quantize` does; a quantized layer's config keeps its dtype policy
+    (a DTypePolicyMap), so a quantized model saves and loads.
 
     Args:
         vocabulary_size: number of tokens.

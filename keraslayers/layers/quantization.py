@@ -22,6 +22,11 @@ Dense also builds Keras's GPTQ weights from a config with a GPTQ dtype policy an
 with them as Keras's does; it refuses `quantize("gptq")`, since Keras's calibration pass only
 finds Keras's own Dense and EinsumDense.
 
+Layers built from such sublayers (MultiHeadAttention, GroupQueryAttention, the Transformer
+blocks, TokenAndPositionEmbedding, Residual: `QuantizableComposite`) take `quantize(mode)` for
+all of them, and record their quantized sublayers' policies in their config as a
+`DTypePolicyMap`, as keras-hub's backbones do, so that a quantized model of them loads.
+
 Errors name the layer: an unknown mode, a mode the layer does not quantize to (a
 `QuantizationModeError`, which `Model.quantize` skips with a warning, as it skips Keras's
 layers), an unbuilt layer, a second `quantize`; they are raised before anything changes.
@@ -30,6 +35,7 @@ layers), an unbuilt layer, a second `quantize`; they are raised before anything 
 from __future__ import annotations
 
 import functools
+import re
 
 import keras
 from keras import dtype_policies, ops, quantizers
@@ -233,7 +239,7 @@ def float8_product(layer, inputs, product, training):
         ops.convert_to_tensor(layer.outputs_grad_amax_history),
     )
     bias = layer.bias
-    if bias is not None and layer.dtype_policy.compute_dtype == "float32":
+    if bias is not None and layer.compute_dtype == "float32":
         # Keras rounds a float32 bias through bfloat16 here (for the bias-add fusion); done
         # too so that the outputs are Keras's.
         bias = ops.cast(ops.cast(bias, "bfloat16"), bias.dtype)
@@ -244,7 +250,67 @@ def float8_product(layer, inputs, product, training):
     return outputs
 
 
-class Quantizable:
+def requested_mode(layer, mode, config):
+    """`(mode, config)` of a `quantize(mode, config)` call: Keras's shortcut
+    `quantize(config="int8")` read as the mode, the mode taken from the config; a ValueError
+    naming the layer for a config that is no QuantizationConfig or contradicts `mode`, and
+    for neither given."""
+    described = validation.describe(layer)
+    if isinstance(config, str):  # Keras's shortcut: quantize(config="int8")
+        mode, config = config, None
+    if config is not None:
+        if not isinstance(config, QuantizationConfig):
+            raise ValueError(
+                f"{described}: `config` must be a keras.quantizers.QuantizationConfig, "
+                f"received config={config!r} (of type {type(config).__name__})."
+            )
+        if mode is not None and mode != config.mode:
+            raise ValueError(
+                f"{described}: `mode` and `config` disagree, received mode={mode!r} "
+                f"and a config of mode {config.mode!r}."
+            )
+        mode = config.mode
+    if mode is None:
+        raise ValueError(f"{described}: `quantize` needs a `mode` or a `config`.")
+    return mode, config
+
+
+def _uncalibrated_error(layer, mode):
+    return QuantizationModeError(
+        f"{validation.describe(layer)}: cannot quantize to mode={mode!r}: Keras's {mode} "
+        "calibration pass (`Model.quantize`) only finds keras.layers.Dense and EinsumDense "
+        "layers, so it would leave this one uncalibrated."
+    )
+
+
+class _CheckedQuantize:
+    """Runs the layer's `_check_quantize_request(mode, config)` before Keras's own
+    `quantize` wrapper (config resolution, its checks, the tracker), so that every refusal
+    names the layer and comes before any change."""
+
+    def __new__(cls, *args, **kwargs):
+        layer = super().__new__(cls, *args, **kwargs)
+        keras_quantize = layer.quantize
+
+        @functools.wraps(keras_quantize)
+        def quantize(mode=None, config=None, **kwargs):
+            mode = layer._check_quantize_request(mode, config)
+            if config is None and mode == "int4":
+                config = layer._policy_int4_config()
+            return keras_quantize(mode=mode, config=config, **kwargs)
+
+        layer.quantize = quantize
+        return layer
+
+    def _policy_int4_config(self):
+        """Setting an int4 policy on a built layer (`layer.dtype_policy = "int4/32_from_
+        float32"`) quantizes it with the policy's block size; Keras's default config (blocks
+        of 128) would build weights the policy's name contradicts."""
+        block_size = getattr(layer_policy(self), "block_size", None)
+        return None if block_size is None else Int4QuantizationConfig(block_size=block_size)
+
+
+class Quantizable(_CheckedQuantize):
     """Mixin giving a layer Keras's quantization API.
 
     A subclass lists its `_quantization_modes` (and `_loading_modes`: modes it builds from
@@ -264,22 +330,6 @@ class Quantizable:
     _loading_modes: tuple[str, ...] = ()
     _quantizing_class: type | None = None
 
-    def __new__(cls, *args, **kwargs):
-        layer = super().__new__(cls, *args, **kwargs)
-        # Keras wraps `quantize` here too (config resolution, its checks, the tracker): ours
-        # runs before it, so every refusal names the layer and comes before any change.
-        keras_quantize = layer.quantize
-
-        @functools.wraps(keras_quantize)
-        def quantize(mode=None, config=None, **kwargs):
-            mode = layer._check_quantize_request(mode, config)
-            if config is None and mode == "int4":
-                config = layer._policy_int4_config()
-            return keras_quantize(mode=mode, config=config, **kwargs)
-
-        layer.quantize = quantize
-        return layer
-
     def _init_quantization(self, config) -> None:
         self.quantization_config = quantization_config(self, config)
 
@@ -288,22 +338,7 @@ class Quantizable:
         layer: an unbuilt or already quantized layer, an unknown mode, a mode this layer does
         not take, a config that is no QuantizationConfig or contradicts `mode`."""
         described = validation.describe(self)
-        if isinstance(config, str):  # Keras's shortcut: quantize(config="int8")
-            mode, config = config, None
-        if config is not None:
-            if not isinstance(config, QuantizationConfig):
-                raise ValueError(
-                    f"{described}: `config` must be a keras.quantizers.QuantizationConfig, "
-                    f"received config={config!r} (of type {type(config).__name__})."
-                )
-            if mode is not None and mode != config.mode:
-                raise ValueError(
-                    f"{described}: `mode` and `config` disagree, received mode={mode!r} "
-                    f"and a config of mode {config.mode!r}."
-                )
-            mode = config.mode
-        if mode is None:
-            raise ValueError(f"{described}: `quantize` needs a `mode` or a `config`.")
+        mode, config = requested_mode(self, mode, config)
         if mode not in KERAS_MODES:
             raise ValueError(
                 f"{described}: unknown quantization mode, received mode={mode!r}; "
@@ -317,15 +352,13 @@ class Quantizable:
         if getattr(self, "_is_quantized", False):
             raise ValueError(
                 f"{described}: already quantized (dtype_policy="
-                f"'{self.dtype_policy.name}'); a layer quantizes once, received mode={mode!r}."
+                f"'{layer_policy(self).name}'); a layer quantizes once, received mode={mode!r}."
             )
         if mode in self._loading_modes:
             raise QuantizationModeError(
-                f"{described}: cannot quantize to mode={mode!r}: Keras's {mode} calibration "
-                "pass (`Model.quantize`) only finds keras.layers.Dense and EinsumDense "
-                "layers, so it would leave this one uncalibrated. A layer whose config holds "
-                f"a {mode} dtype policy does build and load calibrated {mode} weights "
-                "(Keras's, through `load_weights`)."
+                f"{_uncalibrated_error(self, mode)} A layer whose config holds a {mode} dtype "
+                f"policy does build and load calibrated {mode} weights (Keras's, through "
+                "`load_weights`)."
             )
         if mode not in self._quantization_modes:
             raise self._quantization_mode_error(mode)
@@ -342,14 +375,9 @@ class Quantizable:
             )
         return mode
 
-    def _policy_int4_config(self):
-        """Setting an int4 policy on a built layer (`layer.dtype_policy = "int4/32_from_
-        float32"`) quantizes it with the policy's block size; Keras's default config (blocks
-        of 128) would build weights the policy's name contradicts."""
-        block_size = getattr(layer_policy(self), "block_size", None)
-        return None if block_size is None else Int4QuantizationConfig(block_size=block_size)
-
     def _quantization_mode_error(self, mode):
+        if mode in ("gptq", "awq"):
+            return _uncalibrated_error(self, mode)
         return QuantizationModeError(
             f"{validation.describe(self)}: cannot quantize to mode={mode!r}; this layer "
             f"quantizes to {self._quantization_modes}."
@@ -378,9 +406,10 @@ class Quantizable:
         self.quantized_build(shape, mode, config)
         for name, value in values.items():
             getattr(self, name).assign(value)
-        if self.dtype_policy.quantization_mode is None:
+        policy = layer_policy(self)
+        if policy.quantization_mode is None:
             self.dtype_policy = dtype_policies.get(
-                f"{quantized_policy_name(self, mode, config)}_from_{self.dtype_policy.name}"
+                f"{quantized_policy_name(self, mode, config)}_from_{policy.name}"
             )
 
     def quantized_build(self, shape, mode, config=None):
@@ -457,3 +486,133 @@ def quantized_policy_name(layer, mode, config) -> str:
     block_size = int4_block_size(layer, config)
     return f"int4/{-1 if block_size is None else block_size}"
 
+
+
+def sublayers_in_order(layer) -> list:
+    """Every sublayer of `layer`, depth first in build order (Keras's `_flatten_layers`
+    visits each layer's sublayers last first)."""
+    found = {}
+
+    def visit(parent):
+        for sublayer in parent._flatten_layers(include_self=False, recursive=False):
+            if id(sublayer) not in found:
+                found[id(sublayer)] = sublayer
+                visit(sublayer)
+
+    visit(layer)
+    return list(found.values())
+
+
+def _policy_copy(policy):
+    """A policy object of its own (serializing a DTypePolicyMap may rename the ones in it)."""
+    return dtype_policies.deserialize(dtype_policies.serialize(policy))
+
+
+class QuantizableComposite(_CheckedQuantize):
+    """Mixin for a layer built from sublayers (attention, Transformer blocks, embeddings):
+    `quantize(mode)` on the block, and a config that keeps its sublayers' dtype policies.
+
+    `quantize(mode)` quantizes every sublayer that takes `mode` (the attention projections,
+    Dense, Embedding: what `Model.quantize` would quantize in it) and leaves the others;
+    every refusal (an unbuilt block, an unknown mode, a quantized sublayer, a mode none of
+    them takes, a sublayer's own refusal) is a ValueError naming the block, raised before
+    any sublayer changes.
+
+    `get_config` writes `dtype` as a `keras.dtype_policies.DTypePolicyMap` when a sublayer's
+    policy differs from the block's (a quantized sublayer's `int8_from_float32`), as
+    keras-hub's Backbone saves a quantized model: the block's sublayers get the map as their
+    `dtype` and look their own policy up by path, so a loaded block builds quantized weights
+    where the file holds them. The keys are patterns, `(?:.*/)?<block name>/<sublayer
+    path>`, since a block's path (its parents' name scopes) is not the same when a model
+    loads: a Sequential model builds its layers under its own name, then loads them outside
+    it.
+    """
+
+    def _recorded_sublayers(self):
+        """The sublayers this block creates with its own dtype policy (all, by default)."""
+        return sublayers_in_order(self)
+
+    def _quantizable_sublayers(self):
+        return [layer for layer in sublayers_in_order(self) if isinstance(layer, Quantizable)]
+
+    def _check_quantize_request(self, mode, config):
+        described = validation.describe(self)
+        mode, config = requested_mode(self, mode, config)
+        sublayers = self._quantizable_sublayers()
+        # (An unbuilt block may have no sublayers yet: then the modes its kinds take.)
+        modes = tuple(dict.fromkeys(
+            m for layer in sublayers for m in layer._quantization_modes
+        )) or ("int8", "int4", "float8")
+        if mode not in KERAS_MODES:
+            raise ValueError(
+                f"{described}: unknown quantization mode, received mode={mode!r}; "
+                f"expected one of {modes}."
+            )
+        if not self.built:
+            raise ValueError(
+                f"{described}: cannot quantize a layer that is not built yet, received "
+                f"mode={mode!r}; build it (or call it once) first."
+            )
+        quantized = [layer for layer in sublayers if getattr(layer, "_is_quantized", False)]
+        if quantized:
+            raise ValueError(
+                f"{described}: already quantized (its sublayer '{quantized[0].path}' has "
+                f"dtype_policy='{layer_policy(quantized[0]).name}'); a layer quantizes once, "
+                f"received mode={mode!r}."
+            )
+        if mode in ("gptq", "awq"):
+            raise _uncalibrated_error(self, mode)
+        targets = [layer for layer in sublayers if mode in layer._quantization_modes]
+        if not targets:
+            raise QuantizationModeError(
+                f"{described}: cannot quantize to mode={mode!r}; its sublayers quantize to "
+                f"{modes}."
+            )
+        for layer in targets:
+            try:
+                layer._check_quantize_request(mode, config)
+            except ValueError as error:
+                raise ValueError(
+                    f"{described}: cannot quantize its sublayer '{layer.path}', received "
+                    f"mode={mode!r}: {error}"
+                ) from error
+        return mode
+
+    def _policy_int4_config(self):
+        return None
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Quantizes every sublayer that takes `mode` (see `Dense.quantize`), as
+        `Model.quantize` would; `type_check` and `config` go to each of them."""
+        for layer in self._quantizable_sublayers():
+            if mode in layer._quantization_modes:
+                layer.quantize(mode, type_check=type_check, config=config)
+        if keras.backend.backend() == "torch":
+            # As `Model.quantize`: torch's parameter lists still hold the replaced weights.
+            for layer in self._flatten_layers():
+                layer._track_variables()
+
+    def _sublayer_policies(self):
+        """The block's dtype policy, or a DTypePolicyMap of the sublayers' that differ."""
+        own = self.dtype_policy
+        if not isinstance(own, dtype_policies.DTypePolicyMap):
+            default = own
+        elif not self.built:  # its sublayers have no paths yet: the map as it came
+            return own
+        else:
+            default = own.default_policy
+        policies = {}
+        for layer in self._recorded_sublayers():
+            policy = layer_policy(layer)
+            if policy.name == default.name or not layer.path:
+                continue
+            relative = layer.path.removeprefix(f"{self.path}/") if self.path else layer.path
+            policies[f"(?:.*/)?{re.escape(f'{self.name}/{relative}')}"] = _policy_copy(policy)
+        if not policies:
+            return default
+        return dtype_policies.DTypePolicyMap(default_policy=default.name, policy_map=policies)
+
+    def get_config(self):
+        config = super().get_config()
+        config["dtype"] = dtype_policies.serialize(self._sublayer_policies())
+        return config

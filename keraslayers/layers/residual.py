@@ -8,16 +8,19 @@ import keras
 
 from keraslayers.layers import validation
 from keraslayers.layers.core import Dense
+from keraslayers.layers.quantization import QuantizableComposite
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
-class Residual(keras.layers.Layer):
+class Residual(QuantizableComposite, keras.layers.Layer):
     """Wraps a layer `f` and returns `shortcut(x) + f(x)`.
 
     `shortcut` is the identity when `f` keeps the input's shape. When `f` changes the last
     dimension, a learned projection (a bias-free `Dense`, weight `shortcut_projection/kernel`)
     maps `x` to the new size. `f` may change nothing but the last dimension. The wrapped
-    layer is saved with the wrapper, so `.keras` files hold both.
+    layer is saved with the wrapper, so `.keras` files hold both. `quantize(mode)` quantizes
+    the projection and what `f` holds that takes the mode (as `model.quantize` would); a
+    quantized projection's dtype policy is kept in the config.
 
     Args:
         layer: the layer `f`, a `keras.layers.Layer` (a `keras.Sequential` of several is
@@ -84,6 +87,10 @@ class Residual(keras.layers.Layer):
                 name="shortcut_projection",
             )
             self.projection.build(input_shape)
+
+    def _recorded_sublayers(self):
+        # The wrapped layer keeps its dtype policy in its own config.
+        return [] if self.projection is None else [self.projection]
 
     def call(self, inputs, training=None, mask=None):
         kwargs = {}

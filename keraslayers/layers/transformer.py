@@ -22,6 +22,7 @@ from keraslayers.layers.core import Dense
 from keraslayers.layers.embedding import RotaryEmbedding, _positive_number
 from keraslayers.layers.lora import LoRAComposite
 from keraslayers.layers.normalization import LayerNormalization, RMSNormalization
+from keraslayers.layers.quantization import QuantizableComposite
 from keraslayers.layers.regularization import Dropout
 
 
@@ -75,10 +76,10 @@ class _RotaryGroupQueryAttention(GroupQueryAttention):
         )
         self._start_index = 0
 
-    def _projection(self, name, input_axes, output_shape, activation=None):
+    def _projection(self, name, input_rank, bound_dims, output_shape, activation=None):
         if name in ("query", "key"):
             activation = self._rotate
-        return super()._projection(name, input_axes, output_shape, activation)
+        return super()._projection(name, input_rank, bound_dims, output_shape, activation)
 
     def _rotate(self, heads):
         # (batch, sequence, heads, head_dim), positions start_index + t
@@ -128,13 +129,15 @@ MODERN_DEFAULTS = {
 }
 
 
-class _TransformerBlock(LoRAComposite, keras.layers.Layer):
+class _TransformerBlock(LoRAComposite, QuantizableComposite, keras.layers.Layer):
     """Arguments, sublayer factories and the feedforward half shared by both blocks, and
     `enable_lora`: the attention projections ("query", "key", "value", "attention_output")
     and the feedforward layers ("feedforward_intermediate_dense", "feedforward_gate_dense",
     "feedforward_output_dense") can be adapted; by default the query and value projections
     of every attention layer, as keras-hub's `Backbone.enable_lora`. Subclasses call
-    `_build_lora_layers()` at the end of `build`.
+    `_build_lora_layers()` at the end of `build`. `quantize(mode)` quantizes the attention
+    projections and the feedforward Dense layers (what `model.quantize` quantizes in
+    keras-hub's blocks); a quantized block's config keeps their dtype policies.
     """
 
     def __init__(
