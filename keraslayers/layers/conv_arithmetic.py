@@ -115,6 +115,22 @@ def tap_slices(length, window, padding, stride, dilation=1) -> tuple[tuple[int, 
     return (before, after), [slice(s, s + (outputs - 1) * stride + 1, stride) for s in starts]
 
 
+def padded_for_taps(inputs, kernel_size, padding, strides, dilation_rate, data_format):
+    """A convolution by kernel taps' first step: `(padded inputs, slices)`, the input padded
+    on its spatial axes as `tap_slices` says, and per spatial axis the entries of the padded
+    input that each kernel tap meets."""
+    rank = len(kernel_size)
+    first = first_spatial_axis(data_format)
+    widths, axis_slices = [(0, 0)] * (rank + 2), []
+    for axis, window, stride, dilation in zip(range(first, first + rank), kernel_size, strides,
+                                              dilation_rate, strict=True):
+        widths[axis], slices = tap_slices(inputs.shape[axis], window, padding, stride, dilation)
+        axis_slices.append(slices)
+    if any(width != (0, 0) for width in widths):
+        inputs = keras.ops.pad(inputs, widths)
+    return inputs, axis_slices
+
+
 def check_window_fits(layer, spatial_shape, windows, padding, what="kernel") -> None:
     """A "valid" window must fit in the input: otherwise there is no output at all."""
     if padding != "valid":

@@ -26,6 +26,7 @@ from keraslayers.layers.conv_arithmetic import (
     normalize_data_format,
     normalize_padding,
     normalize_tuple,
+    padded_for_taps,
     phase_decomposition,
     spatial_sizes,
     tap_slices,
@@ -120,18 +121,8 @@ def _depthwise_by_taps(inputs, kernel, strides, padding, dilation_rate, data_for
     """
     rank = len(kernel.shape) - 2
     first = first_spatial_axis(data_format)
-    plans = [
-        tap_slices(n, k, padding, s, d)
-        for n, k, s, d in zip(
-            inputs.shape[first:first + rank], kernel.shape[:rank], strides, dilation_rate,
-            strict=True,
-        )
-    ]
-    widths = [(0, 0)] * (rank + 2)
-    for axis, (pads, _) in enumerate(plans, start=first):
-        widths[axis] = pads
-    if any(width != (0, 0) for width in widths):
-        inputs = ops.pad(inputs, widths)
+    inputs, axis_slices = padded_for_taps(inputs, kernel.shape[:rank], padding, strides,
+                                          dilation_rate, data_format)
     multiplier = kernel.shape[-1]
     if multiplier > 1:
         # Output channel `c * multiplier + m` reads input channel c: repeat each channel, in
@@ -141,7 +132,7 @@ def _depthwise_by_taps(inputs, kernel, strides, padding, dilation_rate, data_for
     # (channels * multiplier,), or (channels * multiplier, 1, ..) against channels-first inputs.
     tap_shape = (-1,) if data_format == "channels_last" else (-1,) + (1,) * rank
     outputs = 0
-    for taps in itertools.product(*(enumerate(plan[1]) for plan in plans)):
+    for taps in itertools.product(*(enumerate(slices) for slices in axis_slices)):
         index = [slice(None)] * (rank + 2)
         for axis, (_, entries) in enumerate(taps, start=first):
             index[axis] = entries

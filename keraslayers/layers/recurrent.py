@@ -33,8 +33,8 @@ from keraslayers.layers.conv_arithmetic import (
     normalize_data_format,
     normalize_padding,
     normalize_tuple,
+    padded_for_taps,
     spatial_sizes,
-    tap_slices,
 )
 from keraslayers.layers.formulation import KERAS, choose, device_kind
 
@@ -1920,14 +1920,8 @@ def conv_by_taps(inputs, matrix, kernel_size, strides=None, padding="same", dila
     rank = len(kernel_size)
     strides = strides or (1,) * rank
     dilation_rate = dilation_rate or (1,) * rank
-    pads, axis_slices = [], []
-    for length, window, stride, dilation in zip(inputs.shape[1:-1], kernel_size, strides,
-                                                dilation_rate, strict=True):
-        pad, slices = tap_slices(length, window, padding, stride, dilation)
-        pads.append(pad)
-        axis_slices.append(slices)
-    if any(before or after for before, after in pads):
-        inputs = ops.pad(inputs, [(0, 0), *pads, (0, 0)])
+    inputs, axis_slices = padded_for_taps(inputs, kernel_size, padding, strides, dilation_rate,
+                                          "channels_last")
     taps = [inputs[(slice(None), *window)] for window in itertools.product(*axis_slices)]
     columns = taps[0] if len(taps) == 1 else ops.concatenate(taps, axis=-1)
     output_spatial = tuple(columns.shape[1:-1])
