@@ -10,7 +10,8 @@ import keras
 import numpy as np
 from keras import activations, constraints, initializers, ops, regularizers
 
-from keraslayers.layers import einsum_arithmetic, quantization, validation
+from keraslayers.layers import calibration, einsum_arithmetic, quantization, validation
+from keraslayers.layers.calibration import CalibratedQuantization
 from keraslayers.layers.lora import LoRA, adapted_weight
 from keraslayers.layers.quantization import Quantizable
 
@@ -19,7 +20,7 @@ _FLOAT32_ACTIVATIONS = ("softmax", "log_softmax")
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
-class Dense(Quantizable, LoRA, keras.layers.Layer):
+class Dense(CalibratedQuantization, Quantizable, LoRA, keras.layers.Layer):
     """Densely connected layer: `outputs = activation(inputs @ kernel + bias)`.
 
     The product contracts the last axis of the input, so any input of rank >= 2 works:
@@ -49,9 +50,11 @@ class Dense(Quantizable, LoRA, keras.layers.Layer):
     `kernel_zero` `(groups, units)`, `g_idx`), "float8" (float8 quantize-dequantize of
     inputs, kernel and output gradient, with scales and amax histories updated by training).
     LoRA works on int8 and int4 layers (the quantized kernel frozen, the factors trained).
-    A config with a GPTQ dtype policy (`dtype="gptq/4/128_from_float32"`) builds Keras's
-    GPTQ weights, to load a GPTQ-calibrated Keras Dense's (`quantize("gptq")` is refused:
-    Keras's calibration pass only finds Keras's own Dense).
+    "gptq" and "awq" (with a `keras.quantizers.GPTQConfig` / `AWQConfig`): the layer keeps
+    computing with its float kernel until `model.quantize(mode, config=...)`'s calibration
+    pass replaces it by Keras's GPTQ/AWQ weights (`quantized_kernel` `(units, input_dim)`
+    uint8, 4-bit values packed in pairs along the units, `kernel_scale`, `kernel_zero`
+    `(units, groups)`, `g_idx`, AWQ's `awq_scales`; see `keraslayers.layers.calibration`).
 
     Input shape:
         `(batch, ..., input_dim)`, rank >= 2.
@@ -72,8 +75,7 @@ class Dense(Quantizable, LoRA, keras.layers.Layer):
         [('bias', 'float32'), ('kernel', 'int8'), ('kernel_scale', 'float32')]
     """
 
-    _quantization_modes = ("int8", "int4", "float8")
-    _loading_modes = ("gptq",)
+    _quantization_modes = ("int8", "int4", "float8", "gptq", "awq")
 
     def __init__(
         self,
@@ -115,7 +117,7 @@ class Dense(Quantizable, LoRA, keras.layers.Layer):
         # first, as Keras does (the file order and `weights` order follow from it).
         if mode:
             self.quantized_build((input_dim, self.units), mode, self.quantization_config)
-        if mode not in ("int8", "int4", "gptq"):
+        if mode not in ("int8", "int4", "gptq", "awq"):
             self._kernel = self.add_weight(
                 name="kernel",
                 shape=(input_dim, self.units),
@@ -143,6 +145,9 @@ class Dense(Quantizable, LoRA, keras.layers.Layer):
         outputs = ops.matmul(inputs, self.kernel)
         return self._bias_and_activation(outputs)
 
+    def _product(self, inputs, kernel):
+        return ops.matmul(inputs, kernel)
+
     def _bias_and_activation(self, outputs):
         if self.bias is not None:
             outputs = outputs + self.bias
@@ -167,6 +172,8 @@ class Dense(Quantizable, LoRA, keras.layers.Layer):
                        "kernel_scale", "kernel_amax_history", "outputs_grad_scale",
                        "outputs_grad_amax_history"),
             "gptq": ("bias", "quantized_kernel", "kernel_scale", "kernel_zero", "g_idx"),
+            "awq": ("bias", "quantized_kernel", "kernel_scale", "kernel_zero", "awq_scales",
+                    "g_idx"),
         }[mode]
 
     def _quantize_int8(self, config):
@@ -256,46 +263,10 @@ class Dense(Quantizable, LoRA, keras.layers.Layer):
                 **{**settings, "initializer": "zeros"},
             ))
 
-    def _gptq_build(self, kernel_shape, config=None):
-        policy = quantization.layer_policy(self)
-        bits, group_size = policy.weight_bits, policy.group_size
-        input_dim, units = kernel_shape
-        groups = 1 if group_size == -1 else -(-input_dim // group_size)
-        # Transposed, as Keras stores it: (units, input_dim), 4-bit values packed along the
-        # units: (ceil(units / 2), input_dim).
-        self.quantized_kernel = self.add_weight(
-            name="kernel", shape=((units + 1) // 2 if bits == 4 else units, input_dim),
-            initializer="zeros", dtype="uint8", trainable=False,
-        )
-        self.kernel_scale = self.add_weight(
-            name="kernel_scale", shape=(units, groups), initializer="ones", trainable=False
-        )
-        self.kernel_zero = self.add_weight(
-            name="kernel_zero", shape=(units, groups), initializer="zeros", dtype="uint8",
-            trainable=False,
-        )
-        self.g_idx = self.add_weight(
-            name="g_idx", shape=(input_dim,), initializer="zeros", dtype="float32",
-            trainable=False,
-        )
-        self._gptq_bits = bits
-
-    def _dequantized_gptq_kernel(self):
-        kernel = self.quantized_kernel
-        if self._gptq_bits == 4:
-            kernel = keras.quantizers.unpack_int4(kernel, self.units, axis=0, dtype="uint8")
-        # (units, input_dim), groups along the input axis -> (input_dim, units)
-        return ops.transpose(quantization.dequantize_grouped(
-            kernel, self.kernel_scale, self.kernel_zero, self.g_idx, group_axis=-1
-        ))
-
-    def _gptq_call(self, inputs, training=None):
-        return self._bias_and_activation(ops.matmul(inputs, self._dequantized_gptq_kernel()))
-
     def _dequantized_weight(self):
         """The float kernel `(input_dim, units)` the quantized one stands for."""
-        if self.quantization_mode == "gptq":
-            return self._dequantized_gptq_kernel()
+        if self.quantization_mode in calibration.MODES:
+            return self._calibrated_kernel() if self._calibrated else self._kernel
         kernel = self._kernel
         if self.quantization_mode == "int4":
             kernel = keras.quantizers.unpack_int4(kernel, self.units, axis=-1)
@@ -369,7 +340,7 @@ Dense._quantizing_class = Dense
 
 
 @keras.saving.register_keras_serializable(package="keraslayers")
-class EinsumDense(Quantizable, LoRA, keras.layers.Layer):
+class EinsumDense(CalibratedQuantization, Quantizable, LoRA, keras.layers.Layer):
     """A dense layer written as an einsum: `outputs = activation(einsum(equation, inputs,
     kernel) + bias)`.
 
@@ -395,8 +366,8 @@ class EinsumDense(Quantizable, LoRA, keras.layers.Layer):
         kernel_constraint, bias_constraint: optional constraints.
         lora_rank, lora_alpha: as in `Dense`: `lora_kernel_a` `(*kernel_shape[:-1], rank)`,
             `lora_kernel_b` `(rank, kernel_shape[-1])`.
-        gptq_unpacked_column_size: kept in the config, as Keras keeps it (GPTQ weights are
-            not built by this layer).
+        gptq_unpacked_column_size: kept in the config, as Keras keeps it (a GPTQ layer's
+            column count; the layer computes it again when it builds).
         quantization_config: as in `Dense`.
 
     Quantization, as Keras's EinsumDense: "int8" (kernel int8 in its shape; `kernel_scale`
@@ -404,7 +375,9 @@ class EinsumDense(Quantizable, LoRA, keras.layers.Layer):
     `(1, 1, d, e)` for `"abc,cde->abde"`; inputs quantized to int8 over their summed axes),
     "int4" (the kernel viewed as `(rows, columns)`, rows the summed axes, packed to
     `(rows, ceil(columns / 2))`; a scale per column, or per 128 rows with a zero point and
-    `g_idx`), "float8" (as Dense). LoRA works on int8 and int4 layers.
+    `g_idx`), "float8" (as Dense), "gptq" and "awq" (as Dense, calibrated by
+    `model.quantize`; a 3D kernel seen as a matrix by where its largest axis is, as Keras
+    does; the zero point is named "zero_point"). LoRA works on int8 and int4 layers.
 
     Input shape:
         The rank the equation names (at least that rank with an ellipsis).
@@ -421,7 +394,8 @@ class EinsumDense(Quantizable, LoRA, keras.layers.Layer):
         [(16, 4, 8), (4, 8)]
     """
 
-    _quantization_modes = ("int8", "int4", "float8")
+    _quantization_modes = ("int8", "int4", "float8", "gptq", "awq")
+    _zero_point_name = "zero_point"  # Keras's EinsumDense's name for its GPTQ/AWQ zero point
 
     def __init__(
         self,
@@ -488,7 +462,7 @@ class EinsumDense(Quantizable, LoRA, keras.layers.Layer):
         # A quantized policy builds the quantized weights first, as Keras does.
         if mode:
             self.quantized_build(kernel_shape, mode, self.quantization_config)
-        if mode not in ("int8", "int4"):
+        if mode not in ("int8", "int4", "gptq", "awq"):
             self._kernel = self.add_weight(
                 name="kernel",
                 shape=kernel_shape,
@@ -614,6 +588,8 @@ class EinsumDense(Quantizable, LoRA, keras.layers.Layer):
 
     def _dequantized_weight(self):
         """The float kernel the quantized one stands for."""
+        if self.quantization_mode in calibration.MODES:
+            return self._calibrated_kernel() if self._calibrated else self._kernel
         if self.quantization_mode == "int4":
             return self._dequantized_int4_kernel(
                 self._unpacked_int4_kernel(self._kernel), self.kernel_scale,

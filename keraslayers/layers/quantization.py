@@ -18,9 +18,9 @@ file loads). The quantized weights have Keras's names, shapes, dtypes and order:
   inputs, kernel and output gradient; training overwrites them with their new values (their
   "gradients"), as Keras's `overwrite_with_gradient` variables.
 
-Dense also builds Keras's GPTQ weights from a config with a GPTQ dtype policy and computes
-with them as Keras's does; it refuses `quantize("gptq")`, since Keras's calibration pass only
-finds Keras's own Dense and EinsumDense.
+Dense and EinsumDense also take the calibrated modes, "gptq" and "awq" (with a
+`keras.quantizers.GPTQConfig` / `AWQConfig`), calibrated by `Model.quantize`'s pass: see
+`keraslayers.layers.calibration`.
 
 Layers built from such sublayers (MultiHeadAttention, GroupQueryAttention, the Transformer
 blocks, TokenAndPositionEmbedding, Residual: `QuantizableComposite`) take `quantize(mode)` for
@@ -41,7 +41,7 @@ import keras
 from keras import dtype_policies, ops, quantizers
 from keras.quantizers import Int4QuantizationConfig, QuantizationConfig
 
-from keraslayers.layers import validation
+from keraslayers.layers import calibration, validation
 
 # Every mode Keras's `Layer.quantize` knows; a layer quantizes to some of them.
 KERAS_MODES = ("int8", "float8", "int4", "gptq", "awq")
@@ -277,10 +277,24 @@ def requested_mode(layer, mode, config):
 
 def _uncalibrated_error(layer, mode):
     return QuantizationModeError(
-        f"{validation.describe(layer)}: cannot quantize to mode={mode!r}: Keras's {mode} "
-        "calibration pass (`Model.quantize`) only finds keras.layers.Dense and EinsumDense "
-        "layers, so it would leave this one uncalibrated."
+        f"{validation.describe(layer)}: cannot quantize to mode={mode!r}: this Keras's {mode} "
+        "calibration pass (`Model.quantize`) could not be widened to klayers' layers "
+        "(keraslayers.layers.calibration.register_with_keras), so it would leave this one "
+        "uncalibrated."
     )
+
+
+def _check_calibration_config(layer, mode, config):
+    """GPTQ and AWQ take their settings (bits, group size) from a config of their own."""
+    expected = calibration.CONFIG_CLASSES[mode]
+    if not isinstance(config, expected):
+        raise ValueError(
+            f"{validation.describe(layer)}: mode={mode!r} needs config=keras.quantizers."
+            f"{expected.__name__}(...) (its bits, group size and calibration data), received "
+            f"config={config!r}."
+        )
+    if not calibration.registered():
+        raise _uncalibrated_error(layer, mode)
 
 
 class _CheckedQuantize:
@@ -313,8 +327,7 @@ class _CheckedQuantize:
 class Quantizable(_CheckedQuantize):
     """Mixin giving a layer Keras's quantization API.
 
-    A subclass lists its `_quantization_modes` (and `_loading_modes`: modes it builds from
-    a quantized config but cannot quantize to, Dense's "gptq"), names the class that quantizes
+    A subclass lists its `_quantization_modes`, names the class that quantizes
     (`_quantizing_class`: its subclasses refuse `quantize` unless `type_check=False`, as
     Keras's layers refuse theirs), defines `_<mode>_build(shape, config)` (the quantized
     variables), `_<mode>_call` (the quantized forward pass), `_quantize_<mode>(config)`
@@ -325,9 +338,6 @@ class Quantizable(_CheckedQuantize):
     """
 
     _quantization_modes: tuple[str, ...] = ("int8", "int4")
-    # Modes the layer builds (from a quantized config, to load calibrated weights) but
-    # cannot quantize to itself.
-    _loading_modes: tuple[str, ...] = ()
     _quantizing_class: type | None = None
 
     def _init_quantization(self, config) -> None:
@@ -354,14 +364,10 @@ class Quantizable(_CheckedQuantize):
                 f"{described}: already quantized (dtype_policy="
                 f"'{layer_policy(self).name}'); a layer quantizes once, received mode={mode!r}."
             )
-        if mode in self._loading_modes:
-            raise QuantizationModeError(
-                f"{_uncalibrated_error(self, mode)} A layer whose config holds a {mode} dtype "
-                f"policy does build and load calibrated {mode} weights (Keras's, through "
-                "`load_weights`)."
-            )
         if mode not in self._quantization_modes:
             raise self._quantization_mode_error(mode)
+        if mode in calibration.MODES:
+            _check_calibration_config(self, mode, config)
         if mode == "int8" and self.compute_dtype == "float16":
             raise ValueError(
                 f"{described}: mode='int8' does not work well with compute_dtype='float16' "
@@ -376,8 +382,6 @@ class Quantizable(_CheckedQuantize):
         return mode
 
     def _quantization_mode_error(self, mode):
-        if mode in ("gptq", "awq"):
-            return _uncalibrated_error(self, mode)
         return QuantizationModeError(
             f"{validation.describe(self)}: cannot quantize to mode={mode!r}; this layer "
             f"quantizes to {self._quantization_modes}."
@@ -388,7 +392,8 @@ class Quantizable(_CheckedQuantize):
         the weights each mode creates) and sets the dtype policy `<mode>_from_<policy>`.
 
         Args:
-            mode: "int8" or "int4" (Dense also "float8"); optional with a `config`.
+            mode: "int8" or "int4" (Dense and EinsumDense also "float8", "gptq", "awq");
+                optional with a `config`.
             type_check: whether a subclass of this layer refuses (NotImplementedError, as
                 in Keras: a subclass may compute something else).
             config: a `keras.quantizers.QuantizationConfig` (`Int4QuantizationConfig(
@@ -413,7 +418,7 @@ class Quantizable(_CheckedQuantize):
             )
 
     def quantized_build(self, shape, mode, config=None):
-        if mode not in self._quantization_modes + self._loading_modes:
+        if mode not in self._quantization_modes:
             raise self._quantization_mode_error(mode)
         self._quantized_shape = tuple(shape)
         getattr(self, f"_{mode}_build")(shape, config)
@@ -461,7 +466,7 @@ class Quantizable(_CheckedQuantize):
         return super()._lora_weight_shape()
 
     def _lora_base(self):
-        if self.quantization_mode in ("int8", "int4", *self._loading_modes):
+        if self.quantization_mode in ("int8", "int4", *calibration.MODES):
             return self._dequantized_weight()
         return super()._lora_base()
 
@@ -480,7 +485,9 @@ class Quantizable(_CheckedQuantize):
 
 def quantized_policy_name(layer, mode, config) -> str:
     """Keras's policy name for `mode`: "int8", "float8", "int4/<block_size>" (-1 per
-    channel)."""
+    channel), "gptq/<bits>/<group size>", "awq/4/<group size>"."""
+    if mode in calibration.MODES:
+        return config.dtype_policy_string()
     if mode != "int4":
         return mode
     block_size = int4_block_size(layer, config)
@@ -560,8 +567,12 @@ class QuantizableComposite(_CheckedQuantize):
                 f"dtype_policy='{layer_policy(quantized[0]).name}'); a layer quantizes once, "
                 f"received mode={mode!r}."
             )
-        if mode in ("gptq", "awq"):
-            raise _uncalibrated_error(self, mode)
+        if mode in calibration.MODES:
+            raise QuantizationModeError(
+                f"{described}: quantize(mode={mode!r}) on a block would leave its sublayers "
+                "uncalibrated; `model.quantize(mode, config=...)` calibrates them (give the "
+                "blocks as `quantization_layer_structure`)."
+            )
         targets = [layer for layer in sublayers if mode in layer._quantization_modes]
         if not targets:
             raise QuantizationModeError(
