@@ -25,10 +25,28 @@ pairs along the columns), `kernel_scale` and `kernel_zero` `(columns, groups)`, 
 part is the group), and for AWQ `awq_scales` `(rows,)`. A row's float value is
 `(q - zero[g]) * scale[g]` (AWQ: then divided by the row's `awq_scales`).
 
-The GPTQ update is Keras's: the damped Hessian's plain inverse drives the per-column error
-correction (the GPTQ paper uses the Cholesky factor of the inverse; Keras does not), columns in
-blocks of 128, optional activation order. AWQ is Keras's grid search of per-row scales
-`x_max ** ratio` (21 ratios) minimising the activation-weighted reconstruction error.
+GPTQ is the paper's (Frantar et al. 2022): the upper Cholesky factor of the damped Hessian's
+inverse drives the per-column error correction, columns in blocks of 128, optional activation
+order, Keras's damping. AWQ is Keras's grid search of per-row scales `x_max ** ratio`
+(21 ratios) minimising the activation-weighted reconstruction error.
+
+Where ours differs from Keras 3.15.1 (each seen on its code, measured by
+benchmarks/probes/gptq.py; given the same statistic and grid, our GPTQ column loop and our AWQ
+give Keras's weights: tests/test_calibration.py):
+- Keras streams the inputs by replacing each target's `call`, but a layer with a quantized
+  policy runs `quantized_call` (its `_gptq_call`), so Keras's statistic never sees a sample:
+  its Hessian stays zero (GPTQ is then rounding to nearest on a damped identity) and its AWQ
+  magnitudes stay zero (every scale 1). Our uncalibrated layer feeds its inputs to its
+  statistic itself (`_calibrated_call`).
+- Keras's GPTQ spreads each column's error through the inverse Hessian itself rather than its
+  Cholesky factor, which is not the optimal update past the first column: given the true
+  Hessian it leaves about as much output error as rounding to nearest.
+- Keras's grid takes a row's or group's own minimum and maximum, so one whose weights are all
+  positive gets a negative zero point, which the uint8 cast wraps (torch, TensorFlow: -19 ->
+  237) or clamps (JAX: 0): those weights dequantize far off. Our grid's range holds 0, as the
+  paper's does (the same grid wherever the range held 0 already).
+- Without groups (`group_size=-1`), Keras computes a new grid at each block of 128 columns and
+  returns one scale per block, for a variable that holds one; ours computes it once.
 """
 
 from __future__ import annotations
@@ -67,7 +85,8 @@ def grid_parameters(weights, *, bits, symmetric=False, per_channel=True, group_s
     not `per_channel`); `scale` float32 and `zero` uint8 `(out, groups)`, `top = 2**bits - 1`.
 
     As Keras's: a last partial group counts zero padding in its range; a flat range is widened
-    by 1 each way; symmetric grids centre the zero point."""
+    by 1 each way; symmetric grids centre the zero point. Unlike Keras's, the range always
+    holds 0 (so the zero point is on the grid)."""
     weights = ops.cast(weights, "float32")
     out_features, in_features = weights.shape
     grouped = per_channel and group_size > 0 and in_features > group_size
@@ -79,6 +98,9 @@ def grid_parameters(weights, *, bits, symmetric=False, per_channel=True, group_s
     else:
         reduced = ops.reshape(weights, (out_features, -1) if per_channel else (1, -1))
         low, high = ops.min(reduced, axis=1), ops.max(reduced, axis=1)
+    # The range holds zero (as the GPTQ paper's grid): else a group of one sign gets a zero
+    # point outside the grid, which the uint8 cast wraps (Keras's grid does this).
+    low, high = ops.minimum(low, 0.0), ops.maximum(high, 0.0)
     if symmetric:
         bound = ops.maximum(ops.abs(low), high)
         low = ops.where(low < 0, -bound, low)
@@ -120,28 +142,40 @@ def groups_of_rows(g_idx):
 # GPTQ
 
 
-def gptq_quantize(weights, inverse_hessian, *, bits, symmetric=False, per_channel=True,
-                  group_size=-1, activation_order=False, order_metric=None, block=128):
-    """GPTQ's quantization of `weights` `(out, in)` (the kernel transposed), each input column
-    in turn, the rounding error of each spread over the columns not yet quantized through
-    `inverse_hessian` `(in, in)`: within a block of `block` columns after each column, past
-    the block once per block.
+def gptq_quantize(weights, hessian, *, bits, symmetric=False, per_channel=True,
+                  group_size=-1, activation_order=False, block=128):
+    """GPTQ's quantization of `weights` `(out, in)` (the kernel transposed) against the
+    (damped) `hessian` `(in, in)` of its inputs: each input column in turn is rounded to its
+    grid and its error spread over the columns not yet quantized, through the upper Cholesky
+    factor of the inverse Hessian (the optimal update given the columns done; within a block
+    of `block` columns after each column, past the block once per block).
 
-    With `activation_order`, columns go in decreasing `order_metric` (the Hessian's diagonal),
-    ties broken by position. Returns `(levels int32 (out, in), scale, zero (out, groups),
-    g_idx float32 (in,))`.
+    With `activation_order`, columns go in decreasing Hessian diagonal (ties by position) and
+    groups are formed in that order. Returns `(levels int32 (out, in), scale, zero (out,
+    groups), g_idx float32 (in,))`.
     """
     weights = ops.cast(weights, "float32")
     in_features = weights.shape[1]
     group = in_features if group_size == -1 else group_size
     if activation_order:
-        metric = ops.cast(order_metric, "float32")
+        metric = ops.diagonal(hessian)
         metric = ops.where(ops.isfinite(metric), metric, 0.0)
         # Ties broken by position (a jitter far below any real difference), largest first.
         jitter = ops.arange(in_features, dtype="float32") / in_features * 1e-12
         order = ops.argsort(-(metric + jitter))
         weights = ops.take(weights, order, axis=1)
-        inverse_hessian = ops.take(ops.take(inverse_hessian, order, axis=0), order, axis=1)
+        hessian = ops.take(ops.take(hessian, order, axis=0), order, axis=1)
+    correction = ops.transpose(ops.cholesky(ops.inv(hessian)))
+    return _gptq_columns(weights, correction, order if activation_order else None,
+                         bits=bits, symmetric=symmetric, per_channel=per_channel,
+                         group_size=group_size, group=group, block=block)
+
+
+def _gptq_columns(weights, correction, order, *, bits, symmetric, per_channel, group_size,
+                  group, block):
+    """GPTQ's column loop over `weights` `(out, in)` (in quantization order) with the error
+    `correction` matrix `(in, in)`; `order` (None: as given) puts the columns back."""
+    in_features = weights.shape[1]
     parameters = dict(bits=bits, symmetric=symmetric, per_channel=per_channel,
                       group_size=group_size)
     columns, scales, zeros = [], [], []
@@ -149,7 +183,7 @@ def gptq_quantize(weights, inverse_hessian, *, bits, symmetric=False, per_channe
     for start in range(0, in_features, block):
         end = min(start + block, in_features)
         pending = weights[:, start:end]
-        local_inverse = inverse_hessian[start:end, start:end]
+        local = correction[start:end, start:end]
         errors = []
         for j in range(end - start):
             column = start + j
@@ -167,17 +201,17 @@ def gptq_quantize(weights, inverse_hessian, *, bits, symmetric=False, per_channe
             levels = to_grid(original[:, None], scale, zero, top)[:, 0]
             columns.append(levels)
             error = ops.divide(original - from_grid(levels[:, None], scale, zero)[:, 0],
-                               local_inverse[j, j])
+                               local[j, j])
             errors.append(error)
             if j < end - start - 1:
                 later = ops.cast(ops.arange(end - start) > j, "float32")
-                pending = pending - error[:, None] * (local_inverse[j] * later)[None, :]
+                pending = pending - error[:, None] * (local[j] * later)[None, :]
         if end < in_features:
-            spread = ops.matmul(ops.stack(errors, axis=1), inverse_hessian[start:end, end:])
+            spread = ops.matmul(ops.stack(errors, axis=1), correction[start:end, end:])
             weights = ops.concatenate([weights[:, :end], weights[:, end:] - spread], axis=1)
     levels = ops.cast(ops.stack(columns, axis=1), "int32")
     g_idx = ops.arange(in_features, dtype="float32") / group
-    if activation_order:
+    if order is not None:
         back = ops.argsort(order)
         levels = ops.take(levels, back, axis=1)
         g_idx = ops.take(g_idx, back, axis=0)
@@ -195,6 +229,11 @@ class GPTQCalibration:
         self.rows, self.columns = layer._calibration["rows"], layer._calibration["columns"]
         self.hessian = ops.zeros((self.rows, self.rows), "float32")
         self.samples = 0
+        layer._calibration_statistic = self
+
+    def observe(self, inputs):
+        """The layer's inputs (any shape whose last axes flatten to the kernel's rows)."""
+        self.update_hessian_with_batch(ops.reshape(inputs, (-1, self.rows)))
 
     def update_hessian_with_batch(self, inputs):
         """Folds `inputs` `(..., rows)` into the running `2 X^T X / n`."""
@@ -221,17 +260,16 @@ class GPTQCalibration:
         off_diagonal = self.hessian - ops.diag(ops.diagonal(self.hessian))
         hessian = off_diagonal + ops.diag(diagonal + damping)
         levels, scale, zero, g_idx = gptq_quantize(
-            ops.transpose(self.layer._calibration_matrix()),
-            ops.inv(hessian),
+            ops.transpose(self.layer._calibration_matrix()), hessian,
             bits=self.config.weight_bits, symmetric=self.config.symmetric,
             per_channel=self.config.per_channel, group_size=self.config.group_size,
-            activation_order=self.config.activation_order, order_metric=ops.diagonal(hessian),
-            block=blocksize,
+            activation_order=self.config.activation_order, block=blocksize,
         )
         self.layer._set_calibrated(levels, scale, zero, g_idx)
 
     def free(self):
         self.hessian = None
+        self.layer._calibration_statistic = None
 
 
 # AWQ
@@ -296,6 +334,10 @@ class AWQCalibration:
         self.config = config
         self.rows, self.columns = layer._calibration["rows"], layer._calibration["columns"]
         self.magnitudes = ops.zeros((self.rows,), "float32")
+        layer._calibration_statistic = self
+
+    def observe(self, inputs):
+        self.update_activation_magnitudes(ops.reshape(inputs, (-1, self.rows)))
 
     def update_activation_magnitudes(self, inputs):
         x = ops.cast(ops.reshape(inputs, (-1, inputs.shape[-1])), "float32")
@@ -310,6 +352,7 @@ class AWQCalibration:
 
     def free(self):
         self.magnitudes = None
+        self.layer._calibration_statistic = None
 
 
 # The layers' side: variables, forward pass, hand-over from the calibration.
@@ -415,8 +458,12 @@ class CalibratedQuantization:
         self.is_awq_calibrated = mode == "awq"
 
     def _calibrated_call(self, inputs, training=None):
-        kernel = self._calibrated_kernel() if self._calibrated else self._kernel
-        return self._bias_and_activation(self._product(inputs, kernel))
+        if self._calibrated:
+            return self._bias_and_activation(self._product(inputs, self._calibrated_kernel()))
+        statistic = getattr(self, "_calibration_statistic", None)
+        if statistic is not None:  # inside the calibration pass: the inputs are its data
+            statistic.observe(inputs)
+        return self._bias_and_activation(self._product(inputs, self._kernel))
 
     _gptq_call = _awq_call = _calibrated_call
 

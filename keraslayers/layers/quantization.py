@@ -478,9 +478,15 @@ class Quantizable(_CheckedQuantize):
             )
 
     def _quantized_config(self) -> dict:
-        return {
-            "quantization_config": keras.saving.serialize_keras_object(self.quantization_config)
-        }
+        config = self.quantization_config
+        if getattr(config, "quantization_layer_structure", None) is not None:
+            # A GPTQ/AWQ config's blocks are calibration input, as its dataset (which Keras
+            # drops): saved, they would serialize the model inside its own layer's config
+            # (Keras 3.15.1's layers recurse there without end).
+            config = config.__class__.from_config(
+                {**config.get_config(), "quantization_layer_structure": None}
+            )
+        return {"quantization_config": keras.saving.serialize_keras_object(config)}
 
 
 def quantized_policy_name(layer, mode, config) -> str:
