@@ -25,6 +25,12 @@ def test_dense_predict_and_train_by_hand():
         x + w + y + loss + backward + update) == 1008
 
 
+def test_a_quantized_dense_reads_its_measured_weight_bytes():
+    # Dense(4) on 8 features, int8: kernel 8x4 int8 + bias and scale float32 = 64 bytes.
+    x, y = 2 * 8 * F32, 2 * 4 * F32
+    assert step_bytes("Dense", {"units": 4}, (8,), 2, weight_bytes=64) == x + 64 + y
+
+
 def test_einsum_dense_by_hand():
     # "abc,cde->abde" on (2, 5, 8) -> (2, 5, 3, 4): kernel (8, 3, 4), bias (3, 4).
     config = {"equation": "abc,cde->abde", "output_shape": [None, 3, 4], "bias_axes": "de"}
@@ -231,3 +237,22 @@ def test_weights_and_outputs_agree_with_the_built_layer(case):
     if case.layer not in PARTIAL_READS:
         assert counts.weights == _weight_size(model.trainable_weights)
     assert counts.state == _weight_size(model.non_trainable_weights)
+
+
+def test_a_quantized_record_counts_the_bytes_its_weights_took():
+    from klayers.bench.results import make_record
+
+    case = suites.Case(layer="Dense", kind="catalog", keras_name="Dense", config={"units": 4},
+                       input_shape=(8,), quantize="int8")
+    measurement = suites.Measurement(case=case, implementation="keraslayers", device="cpu:0",
+                                     dtype="float32", mode="predict", batch_size=2)
+    measured = {"backend": "jax", "status": "ok", "weight_bytes": 64,
+                "latency_ms": {"median": 1.0, "p25": 1.0, "p75": 1.0, "iqr": 0.0}}
+    record = make_record(measurement, measured)
+    assert record["bytes"] == 2 * 8 * F32 + 64 + 2 * 4 * F32
+    unquantized = make_record(suites.Measurement(
+        case=suites.Case(layer="Dense", kind="catalog", keras_name="Dense",
+                         config={"units": 4}, input_shape=(8,)),
+        implementation="keraslayers", device="cpu:0", dtype="float32", mode="predict",
+        batch_size=2), measured)
+    assert unquantized["bytes"] == step_bytes("Dense", {"units": 4}, (8,), 2)

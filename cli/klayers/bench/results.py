@@ -65,9 +65,12 @@ def make_record(
     if case.kind == "catalog":
         record["flops"] = step_flops(case.layer, case.config, case.input_shape,
                                      measurement.batch_size, measurement.mode)
-        record["bytes"] = step_bytes(case.layer, case.config, case.input_shape,
-                                     measurement.batch_size, measurement.mode,
-                                     measurement.dtype, case.input_dtype)
+        record["bytes"] = step_bytes(
+            case.layer, case.config, case.input_shape, measurement.batch_size,
+            measurement.mode, measurement.dtype, case.input_dtype,
+            # A quantized model reads its quantized weights, as measured.
+            weight_bytes=measured.get("weight_bytes") if case.quantize else None,
+        )
     latency = record["latency_ms"]
     if record["status"] == "ok" and latency:
         record["noisy"] = is_noisy(latency)

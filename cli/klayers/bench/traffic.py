@@ -20,7 +20,9 @@ recurrent gates, a dropout mask drawn from its seed: a fused kernel keeps them o
   Embedding). Non-trainable state (moving statistics) is read, and written back in training.
 
 Inputs are counted in the input dtype (int32 indices, float32 arrays), outputs and activation
-gradients in the compute dtype, weights in the variable dtype (float32 under a mixed policy).
+gradients in the compute dtype, weights in the variable dtype (float32 under a mixed policy),
+or, for a quantized model, as the bytes its weights were measured to take (int8/int4 values
+and their scales: `weight_bytes`).
 A layer this module does not know, or a step the bench does not run, gets None, and
 `unknown_reason` says why.
 """
@@ -63,11 +65,13 @@ class Counts:
 def step_bytes(
     layer: str, config: dict[str, Any], input_shape: Shape | Sequence[Shape], batch_size: int,
     mode: str = "predict", dtype: str = "float32", input_dtype: str = "float32",
+    weight_bytes: int | None = None,
 ) -> int | None:
     """Bytes moved by one predict or train step of `layer` on a batch; None where unknown.
 
     `input_shape` excludes the batch axis (a list of shapes for several inputs); `dtype` is the
     layer's dtype policy ("float32", "mixed_bfloat16", ...), `input_dtype` the inputs'.
+    `weight_bytes` (a quantized model's, as measured) replaces the weights' float count.
     """
     if unknown_reason(layer, config, input_shape, mode, dtype, input_dtype) is not None:
         return None
@@ -79,6 +83,8 @@ def step_bytes(
     item = ITEM_BYTES[input_dtype]
     inputs = item * batch_size * sum(math.prod(shape) for shape in shapes)
     weights, state = variable * counts.weights, variable * counts.state
+    if weight_bytes is not None:
+        weights = weight_bytes
     outputs = compute * counts.outputs
     forward = (inputs if counts.reads_input else 0) + weights + state + outputs
     if mode != "train":
