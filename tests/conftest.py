@@ -40,8 +40,21 @@ SLOW_TESTS_BACKEND = "tensorflow"
 GRID_PARTIAL_BACKENDS = ("jax",)
 
 
+# Tests of the command itself (`@pytest.mark.once`: `klayers` run in subprocesses that pick their
+# own backends, the parent's Keras-free code) do the same work whichever backend this process
+# imported: they run in one process only, ONCE_BACKEND's (torch's is the shortest of the
+# three). KLAYERS_ONCE_BACKEND picks another backend, or "all".
+ONCE_BACKEND = "torch"
+
+
 def pytest_collection_modifyitems(config, items):
     backend = keras.backend.backend()
+    once = os.environ.get("KLAYERS_ONCE_BACKEND", ONCE_BACKEND)
+    if once not in ("all", backend):
+        skip = pytest.mark.skip(reason=f"tests of the command run in the {once} process only")
+        for item in items:
+            if "once" in item.keywords:
+                item.add_marker(skip)
     chosen = os.environ.get("KLAYERS_SLOW_BACKEND", SLOW_TESTS_BACKEND)
     if chosen not in ("all", backend):
         skip = pytest.mark.skip(

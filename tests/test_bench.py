@@ -125,6 +125,7 @@ def write(tmp_path, text, name="suite.yaml"):
     ],
     ids=["yaml", "unknown-layer", "case", "shape", "mode", "key", "empty", "quantize"],
 )
+@pytest.mark.once
 def test_bad_suite_is_a_one_line_error_naming_file_and_key(tmp_path, text, expected):
     path = write(tmp_path, text)
     result = invoke("bench", "--suite", path)
@@ -140,12 +141,14 @@ def test_layer_glob_selects_cases():
     assert suites.select(cases, ()) == cases
 
 
+@pytest.mark.once
 def test_layer_filter_matching_nothing_is_an_error():
     result = invoke("bench", "--layer", "NoSuchLayer*")
     assert result.exit_code == 2
     assert "NoSuchLayer*" in result.output
 
 
+@pytest.mark.once
 def test_custom_arguments_are_checked():
     result = invoke("bench", "--custom", "pkg.mod:Layer", "--kwargs", "{bad", "--input-shape", "8")
     assert result.exit_code == 2 and "--kwargs is not JSON" in result.output
@@ -194,6 +197,7 @@ def run_fake(cases, command, backends=("jax",), timeout=30.0, tmp_path=None):
     return benchmark.run_benchmark(plans, settings, tmp_path, {"suite": "test"}, command=command)
 
 
+@pytest.mark.once
 def test_a_crashing_case_is_recorded_and_the_run_goes_on(tmp_path, fake_worker):
     outcome = run_fake([case("Dense"), case("Crash"), case("Dense")], fake_worker,
                        tmp_path=tmp_path)
@@ -207,6 +211,7 @@ def test_a_crashing_case_is_recorded_and_the_run_goes_on(tmp_path, fake_worker):
     assert all(r["status"] == "ok" for r in outcome.records if r["layer"] == "Dense")
 
 
+@pytest.mark.once
 def test_a_hanging_case_times_out(tmp_path, fake_worker):
     outcome = run_fake([case("Hang", modes=("predict",)), case("Dense", modes=("predict",))],
                        fake_worker, timeout=1.0, tmp_path=tmp_path)
@@ -216,6 +221,7 @@ def test_a_hanging_case_times_out(tmp_path, fake_worker):
     assert by_layer[("Dense", "keraslayers")]["status"] == "ok"
 
 
+@pytest.mark.once
 def test_a_worker_that_breaks_before_it_is_ready_fails_its_backend(tmp_path, fake_worker,
                                                                    monkeypatch):
     monkeypatch.setenv("FAKE_BROKEN", "1")
@@ -224,6 +230,7 @@ def test_a_worker_that_breaks_before_it_is_ready_fails_its_backend(tmp_path, fak
     assert "fake broken install" in outcome.records[0]["error"]
 
 
+@pytest.mark.once
 def test_a_missing_worker_executable_is_an_error_record(tmp_path):
     outcome = run_fake([case(modes=("predict",))], ["/nonexistent/python"], tmp_path=tmp_path)
     assert all("could not start" in r["error"] for r in outcome.records)
@@ -239,6 +246,7 @@ def test_workers_get_the_same_thread_settings_for_every_backend():
 # Files
 
 
+@pytest.mark.once
 def test_files_hold_the_records_and_environment(tmp_path, fake_worker):
     outcome = run_fake([case()], fake_worker, backends=("jax", "torch"), tmp_path=tmp_path)
     names = {path.name for path in tmp_path.iterdir()}
@@ -300,6 +308,7 @@ def test_roofline_fraction_is_the_bound_of_the_compute_roof_or_the_bandwidth_slo
     assert roofline_fraction({"gflops": 4.0, "gbytes_per_s": None}, 100.0, 10.0) is None
 
 
+@pytest.mark.once
 def test_report_renders_an_old_run_without_bandwidth_or_bytes(tmp_path, fake_worker):
     run_fake([case()], fake_worker, tmp_path=tmp_path)
     document = json.loads((tmp_path / "results.json").read_text())
@@ -323,6 +332,7 @@ def test_report_renders_an_old_run_without_bandwidth_or_bytes(tmp_path, fake_wor
     assert "alt='roofline" not in (old / "report.html").read_text()
 
 
+@pytest.mark.once
 def test_report_renders_a_saved_run(tmp_path, fake_worker):
     run_fake([case()], fake_worker, tmp_path=tmp_path)
     (tmp_path / "report.md").unlink()
@@ -332,6 +342,7 @@ def test_report_renders_a_saved_run(tmp_path, fake_worker):
     assert (tmp_path / "report.md").exists()
 
 
+@pytest.mark.once
 def test_report_renders_from_results_jsonl_alone(tmp_path, fake_worker):
     # A run killed before it wrote results.json: its results.jsonl alone is enough.
     run_dir = tmp_path / "run"
@@ -367,6 +378,7 @@ INTERRUPTED_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.once
 def test_an_interrupted_run_keeps_what_it_measured(tmp_path, fake_worker):
     script = tmp_path / "run.py"
     script.write_text(INTERRUPTED_RUN)
@@ -406,6 +418,7 @@ def save_run(path, medians, statuses=None, device="cpu:0"):
     return str(path)
 
 
+@pytest.mark.once
 def test_compare_exit_code_follows_the_threshold(tmp_path):
     base = save_run(tmp_path / "base.json", [1.0, 1.0])
     same = save_run(tmp_path / "same.json", [1.05, 0.5])
@@ -417,6 +430,7 @@ def test_compare_exit_code_follows_the_threshold(tmp_path):
     assert invoke("compare", base, slower, "--threshold", "0.5").exit_code == 0
 
 
+@pytest.mark.once
 def test_compare_counts_a_newly_failing_case_as_a_regression(tmp_path):
     base = save_run(tmp_path / "base.json", [1.0])
     failed = save_run(tmp_path / "failed.json", [1.0], statuses={0: "error"})
@@ -424,6 +438,7 @@ def test_compare_counts_a_newly_failing_case_as_a_regression(tmp_path):
     assert invoke("compare", failed, base).exit_code == 0
 
 
+@pytest.mark.once
 def test_compare_matches_records_across_devices_on_the_fields_asked(tmp_path):
     cpu = save_run(tmp_path / "cpu.json", [4.0, 4.0])
     gpu = save_run(tmp_path / "gpu.json", [1.0, 5.0], device="gpu:0")
@@ -437,6 +452,7 @@ def test_compare_matches_records_across_devices_on_the_fields_asked(tmp_path):
     assert result.exit_code == 2 and "unknown field 'colour'" in result.output
 
 
+@pytest.mark.once
 def test_compare_refuses_a_match_that_leaves_two_records_alike(tmp_path):
     run = tmp_path / "run.json"
     save_run(run, [1.0])
@@ -449,6 +465,7 @@ def test_compare_refuses_a_match_that_leaves_two_records_alike(tmp_path):
     assert "add mode to --match" in result.output
 
 
+@pytest.mark.once
 def test_report_merges_runs_of_several_machines(tmp_path, fake_worker):
     laptop, server = tmp_path / "laptop", tmp_path / "server"
     for folder in (laptop, server):
@@ -468,6 +485,7 @@ def test_report_merges_runs_of_several_machines(tmp_path, fake_worker):
     assert "laptop: Memory bandwidth GB/s" in report
 
 
+@pytest.mark.once
 def test_compare_rejects_a_file_that_is_not_results(tmp_path):
     other = tmp_path / "other.json"
     other.write_text("[1, 2]")
@@ -491,8 +509,7 @@ def test_a_busy_machine_is_flagged():
 # One real run
 
 
-@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "jax",
-                    reason="one real end-to-end run is enough: it runs in the jax test process")
+@pytest.mark.once
 def test_real_tiny_bench_run(tmp_path):
     suite = write(tmp_path, """
         cases:

@@ -17,6 +17,9 @@ from keraslayers.catalog import LAYERS
 from klayers import environment
 from klayers.main import cli
 
+# The command's parent side (Keras-free) and its probes' subprocesses: one backend's process.
+pytestmark = pytest.mark.once
+
 
 def invoke(*args: str):
     result = CliRunner().invoke(cli, list(args))

@@ -89,6 +89,7 @@ def klayers(*args, timeout=600):
      "--batch-size 128 does not split evenly across 3 devices"),
     (["TINY", "--resume"], "no run of 'tiny' under runs/"),
 ])
+@pytest.mark.once
 def test_bad_input_is_a_one_line_error_before_anything_starts(tiny, tmp_path, args, message):
     output = tmp_path / "run"
     result = invoke("train", *[tiny if arg == "TINY" else arg for arg in args],
@@ -99,6 +100,7 @@ def test_bad_input_is_a_one_line_error_before_anything_starts(tiny, tmp_path, ar
     assert not output.exists()
 
 
+@pytest.mark.once
 def test_an_output_folder_with_another_run_needs_resume(tiny, tmp_path):
     output = tmp_path / "run"
     output.mkdir()
@@ -110,6 +112,7 @@ def test_an_output_folder_with_another_run_needs_resume(tiny, tmp_path):
     assert [path.name for path in output.iterdir()] == ["results.json"]
 
 
+@pytest.mark.once
 def test_resume_refuses_other_settings_and_other_runs(tiny, tmp_path):
     output = tmp_path / "run"
     output.mkdir()
@@ -129,6 +132,7 @@ def test_resume_refuses_other_settings_and_other_runs(tiny, tmp_path):
 
 
 @only_in("jax")
+@pytest.mark.once
 def test_a_data_set_the_model_cannot_take_fails_in_one_line_and_writes_nothing(tmp_path):
     # The worker loads the data before it imports keras; a data set of several inputs cannot
     # be flattened for the MLP. The worker's error ends the command, before any file.
@@ -141,6 +145,7 @@ def test_a_data_set_the_model_cannot_take_fails_in_one_line_and_writes_nothing(t
     assert not output.exists()
 
 
+@pytest.mark.once
 def test_evaluate_needs_the_record_beside_the_model(tiny, tmp_path):
     model = tmp_path / "model.keras"
     assert invoke("evaluate", model).output.strip() == f"Error: {model}: no such file"
@@ -234,6 +239,7 @@ def test_worker_trains_checkpoints_and_a_resume_reaches_the_same_state(tiny, tmp
 
 
 @only_in("tensorflow")
+@pytest.mark.once
 def test_several_backends_compared_then_evaluated_across_backends(tiny, tmp_path):
     output = tmp_path / "run"
     completed = klayers("train", tiny, "--backend", "jax,torch", "--threads", "1",
@@ -265,6 +271,7 @@ def test_several_backends_compared_then_evaluated_across_backends(tiny, tmp_path
 
 
 @only_in("torch")
+@pytest.mark.once
 def test_an_interrupted_run_leaves_whole_files_and_resumes(tiny, tmp_path):
     output = tmp_path / "run"
     command = [sys.executable, "-m", "klayers", "train", tiny, "--backend", "jax",
@@ -296,6 +303,7 @@ def test_an_interrupted_run_leaves_whole_files_and_resumes(tiny, tmp_path):
 
 
 @only_in("jax")
+@pytest.mark.once
 def test_data_parallel_on_two_host_devices_reaches_the_same_accuracy(tiny, tmp_path):
     runs = {}
     for name, extra in (("one", []), ("two", ["--distribute", "data-parallel",
@@ -315,6 +323,7 @@ def test_data_parallel_on_two_host_devices_reaches_the_same_accuracy(tiny, tmp_p
 # The parent's bookkeeping
 
 
+@pytest.mark.once
 def test_epoch_speed_leaves_out_the_epochs_that_compile():
     speed = train.epoch_speed([5.0, 1.0, 3.0, 6.0, 2.0], resumed_at=[3], samples=100)
     assert speed == {"s_per_epoch": 2.0, "samples_per_s": 50.0,
@@ -323,6 +332,7 @@ def test_epoch_speed_leaves_out_the_epochs_that_compile():
     assert speed["s_per_epoch"] == 4.0 and speed["timing_includes_compile"] is True
 
 
+@pytest.mark.once
 def test_the_run_bar_counts_every_backends_epochs_in_part_and_resumed():
     import io
 

@@ -127,8 +127,11 @@ def main():
             start = time.perf_counter()
             model.quantize(mode, config=config_of(mode, structure, **setting))
             seconds = time.perf_counter() - start
-            counted = f", Hessian updates {len(updates)}" if name == "Keras" and mode == "gptq" else ""
-            row += f" {name} {relative_error(model, reference, tokens):.4f} ({seconds:.1f} s{counted});"
+            counted = ""
+            if name == "Keras" and mode == "gptq":
+                counted = f", Hessian updates {len(updates)}"
+            error = relative_error(model, reference, tokens)
+            row += f" {name} {error:.4f} ({seconds:.1f} s{counted});"
         print(row)
 
     # Per-channel GPTQ on Dense(128 -> 256) then Dense(256 -> 128): more than 128 inputs.
