@@ -169,6 +169,7 @@ def _quantized_layers(model):
                   for layer in model._flatten_layers() if layer.quantization_mode)
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize("mode", ["int8", "int4", "float8"])
 def test_model_quantize_picks_the_layers_keras_picks(mode):
     ours, theirs = _model(kl), _model(keras.layers)

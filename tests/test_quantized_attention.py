@@ -229,6 +229,7 @@ def test_quantized_block_config_round_trip():
     assert _policy(rebuilt.query_dense) == "int4/4_from_float32"
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize("block", ["TransformerEncoder", "TransformerDecoder"])
 def test_model_quantize_on_blocks_is_keras_hub(block):
     keras_hub = pytest.importorskip("keras_hub")
