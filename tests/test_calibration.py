@@ -231,3 +231,18 @@ def test_keras_calibration_pass_reaches_klayers_layers():
     found = calibration.find_layers_in_block(block)
     assert [type(layer).__name__ for layer in found.values()] == [
         "Dense", "Dense", "EinsumDense"]
+
+
+def test_keras_own_layers_are_found_and_calibrated_as_keras_would():
+    from keras.src.quantizers import gptq, gptq_core
+
+    # A block of Keras's layers only: the widened search finds what Keras's own finds, in order,
+    # and Keras's statistic still handles them.
+    block = keras.Sequential([keras.layers.Dense(4), keras.layers.Dropout(0.1),
+                              keras.layers.EinsumDense("ab,bc->ac", output_shape=3)])
+    block.build((None, 5))
+    for name in ("GPTQ", "AWQ"):
+        assert list(calibration.find_layers_in_block(block).items()) == list(
+            calibration.KERAS_FINDERS[name](block).items())
+    config = keras.quantizers.GPTQConfig(dataset=None, tokenizer=None)
+    assert isinstance(gptq_core.GPTQ(block.layers[0], config), gptq.GPTQ)

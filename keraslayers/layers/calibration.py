@@ -501,6 +501,10 @@ def _dispatching(keras_class, ours):
     return statistic
 
 
+# Keras's own layer search, as found before `register_with_keras` widened it (for the tests).
+KERAS_FINDERS = {}
+
+
 def register_with_keras() -> bool:
     """Widens Keras's GPTQ and AWQ passes to klayers' layers (idempotent); False where this
     Keras lays its pass out otherwise (our layers then refuse the two modes)."""
@@ -511,11 +515,14 @@ def register_with_keras() -> bool:
     for module, name, ours in ((gptq_core, "GPTQ", GPTQCalibration),
                                (awq_core, "AWQ", AWQCalibration)):
         keras_class = getattr(module, name, None)
-        if keras_class is None or not hasattr(module, "find_layers_in_block"):
+        keras_finder = getattr(module, "find_layers_in_block", None)
+        if keras_class is None or keras_finder is None:
             return False
         if getattr(keras_class, "keras_class", None) is None:
             setattr(module, name, _dispatching(keras_class, ours))
-        module.find_layers_in_block = find_layers_in_block
+        if keras_finder is not find_layers_in_block:
+            KERAS_FINDERS[name] = keras_finder
+            module.find_layers_in_block = find_layers_in_block
     return True
 
 
