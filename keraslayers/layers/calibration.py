@@ -54,7 +54,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keraslayers.layers import validation
+# (quantization.py imports this module too; each reads the other's names at call time only.)
+from keraslayers.layers import quantization, validation
 
 MODES = ("gptq", "awq")
 CONFIG_CLASSES = {"gptq": keras.quantizers.GPTQConfig, "awq": keras.quantizers.AWQConfig}
@@ -134,11 +135,6 @@ def from_grid(levels, scale, zero):
     return ops.multiply(scale, levels - ops.cast(zero, scale.dtype))
 
 
-def groups_of_rows(g_idx):
-    """The group of each row: the integer part of Keras's `g_idx`."""
-    return ops.cast(g_idx, "int32")
-
-
 # GPTQ
 
 
@@ -185,6 +181,7 @@ def _gptq_columns(weights, correction, order, *, bits, symmetric, per_channel, g
         pending = weights[:, start:end]
         local = correction[start:end, start:end]
         errors = []
+        positions = ops.arange(end - start)
         for j in range(end - start):
             column = start + j
             first = (column // group) * group
@@ -204,7 +201,7 @@ def _gptq_columns(weights, correction, order, *, bits, symmetric, per_channel, g
                                local[j, j])
             errors.append(error)
             if j < end - start - 1:
-                later = ops.cast(ops.arange(end - start) > j, "float32")
+                later = ops.cast(positions > j, "float32")
                 pending = pending - error[:, None] * (local[j] * later)[None, :]
         if end < in_features:
             spread = ops.matmul(ops.stack(errors, axis=1), correction[start:end, end:])
@@ -289,7 +286,11 @@ def awq_scales(weights, magnitudes, *, grid_points=20, group_size=-1):
         scales = ops.maximum(scales, 1e-4)
         scales = scales / ops.maximum(ops.sqrt(ops.max(scales) * ops.min(scales)), 1e-8)
         levels, scale, zero, g_idx = _awq_grid(weights * scales, group_size)
-        rebuilt = _from_grid_rows(levels, scale, zero, g_idx) / scales
+        if g_idx is None:
+            rebuilt = from_grid(levels, scale, zero)
+        else:
+            rebuilt = quantization.dequantize_grouped(levels, scale, zero, g_idx, group_axis=1)
+        rebuilt = rebuilt / scales
         loss = ops.mean(ops.square(weights - rebuilt) * ops.square(x_max))
         if best_loss is None or bool(ops.convert_to_numpy(loss < best_loss)):
             best, best_loss = scales, loss
@@ -306,12 +307,6 @@ def _awq_grid(weights, group_size):
     g_idx = ops.arange(in_features, dtype="int32") // group_size
     levels = to_grid(weights, ops.take(scale, g_idx, axis=1), ops.take(zero, g_idx, axis=1), top)
     return levels, scale, zero, g_idx
-
-
-def _from_grid_rows(levels, scale, zero, g_idx):
-    if g_idx is None:
-        return from_grid(levels, scale, zero)
-    return from_grid(levels, ops.take(scale, g_idx, axis=1), ops.take(zero, g_idx, axis=1))
 
 
 def awq_quantize(weights, magnitudes, *, grid_points=20, group_size=-1):
@@ -371,9 +366,7 @@ class CalibratedQuantization:
         quantized layer building)."""
         if isinstance(config, CONFIG_CLASSES[mode]):
             return int(config.weight_bits), int(config.group_size)
-        from keraslayers.layers.quantization import layer_policy
-
-        policy = layer_policy(self)
+        policy = quantization.layer_policy(self)
         return int(policy.weight_bits), int(policy.group_size)
 
     def _calibrated_build(self, mode, kernel_shape, config):
@@ -426,11 +419,10 @@ class CalibratedQuantization:
         levels = self.quantized_kernel
         if info["bits"] == 4:
             levels = keras.quantizers.unpack_int4(levels, info["columns"], axis=0, dtype="uint8")
-        groups = groups_of_rows(self.g_idx)
-        matrix = from_grid(ops.cast(levels, "float32"),
-                           ops.take(self.kernel_scale, groups, axis=1),
-                           ops.take(self.kernel_zero, groups, axis=1))
-        matrix = ops.transpose(matrix)  # (rows, columns)
+        # (columns, rows), each row's group the integer part of g_idx -> (rows, columns)
+        matrix = ops.transpose(quantization.dequantize_grouped(
+            ops.cast(levels, "float32"), self.kernel_scale, self.kernel_zero, self.g_idx,
+            group_axis=1))
         if info["mode"] == "awq":
             matrix = ops.divide(matrix, self.awq_scales[:, None])
         return ops.cast(ops.reshape(matrix, info["kernel_shape"]), self.compute_dtype)
